@@ -1,0 +1,82 @@
+"""Run identity on the OpenTelemetry context (layer 2: OpenTelemetry API only).
+
+A run puts three things on the context it executes in: its span, its run context object under a
+private key, and the run ids in W3C baggage. Code in the same process reads the run context object;
+code in another process (a worker, an HTTP handler) has only the baggage, read through
+:func:`inbound`, which drops anything that does not look like a run id or a run name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from opentelemetry import baggage
+from opentelemetry.context import Context, create_key, get_value, set_value
+
+from otel_runtime import _keys
+
+__all__ = [
+    "DEPLOYMENT",
+    "FLOW_RUN_CONTEXT",
+    "TAGS",
+    "TASK_RUN_CONTEXT",
+    "inbound",
+    "is_valid_id",
+    "is_valid_name",
+    "with_flow_run",
+    "with_task_run",
+]
+
+FLOW_RUN_CONTEXT: Final = create_key("otel_runtime.flow_run_context")
+TASK_RUN_CONTEXT: Final = create_key("otel_runtime.task_run_context")
+DEPLOYMENT: Final = create_key("otel_runtime.deployment")
+TAGS: Final = create_key("otel_runtime.tags")
+
+MAX_NAME_LENGTH: Final = 256
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,127}")
+_ID_KEYS: Final = frozenset({_keys.DEPLOYMENT_ID, _keys.FLOW_RUN_ID, _keys.TASK_RUN_ID})
+_CACHE_SIZE: Final = 1024
+_valid: dict[str, bool] = {}
+
+
+def is_valid_id(value: object) -> bool:
+    """Whether ``value`` looks like a run or deployment id: 1-128 of ``[0-9A-Za-z._:-]``."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def is_valid_name(value: object) -> bool:
+    """Whether ``value`` is a usable run, flow or deployment name: printable and at most 256 characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH and value.isprintable()
+
+
+def inbound(key: str, context: Context | None = None) -> str | None:
+    """The baggage value of one of our keys, or ``None`` when it is absent or not well formed."""
+    value = baggage.get_baggage(key, context)
+    if not isinstance(value, str):
+        return None
+    known = _valid.get(value)
+    if known is None:
+        known = is_valid_id(value) if key in _ID_KEYS else is_valid_name(value)
+        if len(_valid) >= _CACHE_SIZE:
+            _valid.clear()
+        _valid[value] = known
+    return value if known else None
+
+
+def with_flow_run(context: Context, run_context: object, entries: dict[str, str]) -> Context:
+    """``context`` entered into a flow run: its run context, its baggage entries, no task run."""
+    context = set_value(FLOW_RUN_CONTEXT, run_context, context)
+    if get_value(TASK_RUN_CONTEXT, context) is not None:
+        context = set_value(TASK_RUN_CONTEXT, None, context)
+    if baggage.get_baggage(_keys.TASK_RUN_ID, context) is not None:
+        context = baggage.remove_baggage(_keys.TASK_RUN_ID, context)
+    for key, value in entries.items():
+        context = baggage.set_baggage(key, value, context)
+    return context
+
+
+def with_task_run(context: Context, run_context: object, task_run_id: str) -> Context:
+    """``context`` entered into a task run: its run context and ``task_run.id`` in baggage."""
+    context = set_value(TASK_RUN_CONTEXT, run_context, context)
+    return baggage.set_baggage(_keys.TASK_RUN_ID, task_run_id, context)

@@ -1,0 +1,248 @@
+"""``@task``: each call of the decorated function is a task run and an OpenTelemetry span."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from opentelemetry.context import get_current
+from opentelemetry.trace import SpanKind, set_span_in_context
+
+from otel_runtime import _keys, _names
+from otel_runtime._deployments import active_tags, remote_deployment
+from otel_runtime._flows import deployment_attributes
+from otel_runtime._futures import TaskRunFuture, resolve_futures
+from otel_runtime._identity import inbound, with_task_run
+from otel_runtime._models import TaskRun, new_run_id
+from otel_runtime._parameters import parameter_attributes
+from otel_runtime._runs import Runnable, RunScope, _Shape
+from otel_runtime._settings import settings
+from otel_runtime._tracing import tracer
+from otel_runtime.context import FlowRunContext, TaskRunContext
+from otel_runtime.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+__all__ = ["Task", "task", "unmapped"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_default_runner: TaskRunner = ThreadPoolTaskRunner()
+"""Runs task runs submitted outside any flow run."""
+
+
+class unmapped:  # noqa: N801 - named as in Prefect, where users know it from
+    """Wrap an iterable argument of ``task.map`` to pass it whole to every task run."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Task(Runnable[P, R], Generic[P, R]):
+    """A function whose every call is a task run. Calling it runs it and returns its result."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        task_run_name: str | Callable[[], str] | None = None,
+        tags: Sequence[str] = (),
+        retries: int = 0,
+        retry_delay_seconds: float | Sequence[float] = 0,
+        log_prints: bool | None = None,
+        record_parameters: bool = True,
+    ) -> None:
+        super().__init__(
+            fn,
+            name=name,
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            log_prints=log_prints,
+            record_parameters=record_parameters,
+        )
+        self.task_run_name = task_run_name
+        self.tags = tuple(tags)
+        self._span_name = _keys.TASK_SPAN_PREFIX + self.name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by reference, as ``module.qualname``, so a worker process resolves the same task."""
+        module, qualname = self.__module__, str(getattr(self, "__qualname__", self.name))
+        try:
+            found = _task_by_name(module, qualname)
+        except (ImportError, AttributeError, TypeError):
+            found = None
+        if found is not self:
+            raise pickle.PicklingError(
+                f"task {self.name!r} cannot be sent to another process: it is not reachable as "
+                f"{module}.{qualname}; define it with @task at module level"
+            )
+        return (_task_by_name, (module, qualname))
+
+    def _run_name(self, parameters: dict[str, Any], run_id: str) -> str:
+        template = self.task_run_name
+        if template is None:
+            return _names.task_run_name(self.name, run_id)
+        try:
+            return template() if callable(template) else template.format(**parameters)
+        except Exception:
+            return _names.task_run_name(self.name, run_id)
+
+    def _open(self, parameters: dict[str, Any], run_id: str | None) -> RunScope:
+        parent = get_current()
+        flow_run = FlowRunContext.get()
+        if flow_run is not None:
+            flow_run_id: str | None = flow_run.flow_run.id
+            deployment = flow_run.flow_run.deployment
+        else:
+            flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
+            deployment = remote_deployment(parent)
+        run_id = run_id or new_run_id()
+        record = TaskRun(
+            id=run_id,
+            name=self._run_name(parameters, run_id),
+            task_name=self.name,
+            parameters=MappingProxyType(parameters),
+            tags=tuple(dict.fromkeys((*self.tags, *active_tags(parent)))),
+            flow_run_id=flow_run_id,
+        )
+        attributes: dict[str, Any] = {
+            _keys.RUN_TYPE: _keys.RUN_TYPE_TASK,
+            _keys.TASK_NAME: self.name,
+            _keys.TASK_RUN_ID: run_id,
+            _keys.TASK_RUN_NAME: record.name,
+            **deployment_attributes(deployment),
+            **self._code_attributes,
+        }
+        if flow_run_id is not None:
+            attributes[_keys.FLOW_RUN_ID] = flow_run_id
+        if record.tags:
+            attributes[_keys.TASK_RUN_TAGS] = record.tags
+        if self.record_parameters and settings.record_parameters:
+            attributes.update(parameter_attributes(_keys.TASK_RUN_PARAMETER_PREFIX, parameters))
+        span = tracer().start_span(self._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes)
+        if self.log_prints is not None:
+            log_prints = self.log_prints
+        else:
+            enclosing = TaskRunContext.get() or flow_run
+            log_prints = enclosing is not None and enclosing.log_prints
+        run_context = TaskRunContext(
+            task_run=record, task=self, parameters=record.parameters, span=span, log_prints=log_prints
+        )
+        context = with_task_run(set_span_in_context(span, parent), run_context, run_id)
+        return RunScope(span, context, record, _keys.TASK_RUN_RUN_COUNT)
+
+    def run_submitted(self, args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str) -> Any:
+        """Run a submitted task run in the current context: resolve upstream futures, then call."""
+        args = resolve_futures(args)
+        kwargs = resolve_futures(kwargs)
+        if self._shape is _Shape.ASYNC:
+            return asyncio.run(self._run_async(args, kwargs, task_run_id))
+        if self._shape is _Shape.SYNC:
+            return self._run_sync(args, kwargs, task_run_id)
+        raise TypeError(f"task {self.name!r} is a generator; call it instead of submitting it")
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[Any]:
+        """Start a task run on the flow run's task runner and return its future.
+
+        The run sees the context of this call (span, baggage, deployment, tags). Outside a flow run,
+        a shared thread pool runs it.
+        """
+        self.bind(args, kwargs)  # a call that could never run fails here, in the caller
+        flow_run = FlowRunContext.get()
+        runner = flow_run.task_runner if flow_run is not None else _default_runner
+        task_run_id = new_run_id()
+        return TaskRunFuture(runner.submit(self, args, kwargs, task_run_id), task_run_id)
+
+    def map(self, *args: Any, **kwargs: Any) -> list[TaskRunFuture[Any]]:
+        """Submit one task run per element of the iterable arguments, zipped; others go to every run.
+
+        Strings, bytes, mappings and ``unmapped(...)`` values are passed whole. Raises ``ValueError``
+        when the iterables differ in length.
+        """
+        mapped_args = [_mappable(value) for value in args]
+        mapped_kwargs = {key: _mappable(value) for key, value in kwargs.items()}
+        lengths = {len(value) for value in (*mapped_args, *mapped_kwargs.values()) if isinstance(value, list)}
+        if len(lengths) > 1:
+            raise ValueError(f"{self.name}.map got iterables of different lengths: {sorted(lengths)}")
+        count = lengths.pop() if lengths else 1
+        return [
+            self.submit(
+                *[_pick(value, index) for value in mapped_args],
+                **{key: _pick(value, index) for key, value in mapped_kwargs.items()},
+            )
+            for index in range(count)
+        ]
+
+
+def _task_by_name(module: str, qualname: str) -> Task[..., Any]:
+    """The task defined as ``qualname`` in ``module`` (how a pickled task is found again)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, Task):
+        raise TypeError(f"{module}.{qualname} is not a task")
+    return found
+
+
+def _mappable(value: Any) -> Any:
+    """A list of the values to map over, or the value itself wrapped in ``unmapped`` if it is static."""
+    if isinstance(value, unmapped):
+        return value
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return unmapped(value)
+    return list(value)
+
+
+def _pick(value: Any, index: int) -> Any:
+    return value.value if isinstance(value, unmapped) else value[index]
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    task_run_name: str | Callable[[], str] | None = None,
+    tags: Sequence[str] = (),
+    retries: int = 0,
+    retry_delay_seconds: float | Sequence[float] = 0,
+    log_prints: bool | None = None,
+    record_parameters: bool = True,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(
+    __fn: Callable[P, R] | None = None,
+    *,
+    name: str | None = None,
+    task_run_name: str | Callable[[], str] | None = None,
+    tags: Sequence[str] = (),
+    retries: int = 0,
+    retry_delay_seconds: float | Sequence[float] = 0,
+    log_prints: bool | None = None,
+    record_parameters: bool = True,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Make a function a task: each call is a task run, traced as the span ``task <name>``.
+
+    Works bare (``@task``) or with options (``@task(retries=3)``), on sync and async functions and on
+    generators. ``task_run_name`` is a ``str.format`` template over the parameters, or a callable.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            fn,
+            name=name,
+            task_run_name=task_run_name,
+            tags=tags,
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            log_prints=log_prints,
+            record_parameters=record_parameters,
+        )
+
+    return decorate if __fn is None else decorate(__fn)

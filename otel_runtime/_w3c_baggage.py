@@ -1,0 +1,239 @@
+"""A W3C Baggage propagator that percent-encodes as the specification says (OpenTelemetry API only).
+
+The SDK's ``W3CBaggagePropagator`` encodes values with ``urllib.parse.quote_plus``: a space goes out
+as ``+``, which every spec-following receiver (Java, Go, JavaScript, the Collector) reads back as a
+literal ``+``. It also drops non-ASCII keys on the way in and strips spaces the sender encoded.
+
+This propagator:
+
+- encodes each value as UTF-8, percent-encoding every octet outside a conservative safe set (space is
+  ``%20``; ``%``, ``+``, ``,``, ``;``, ``=`` and ``"`` are always encoded), and decodes any
+  percent-encoding, so a value round-trips exactly between two processes;
+- reads a raw ``+`` as ``+``, as the spec says (pass ``plus_as_space=True`` to read headers from
+  senders that still use form encoding);
+- holds the W3C limits outbound (180 list-members, 4096 bytes a member, 8192 bytes a header), sending
+  otel_runtime's own run keys first so user entries cannot crowd them out, and drops whole members,
+  never parts of one;
+- sends only the keys the :class:`BaggagePolicy` allows (see ``propagation.configure_baggage``).
+
+It is registered as the ``otel_runtime_baggage`` entry point of the ``opentelemetry_propagator``
+group, so ``OTEL_PROPAGATORS=tracecontext,otel_runtime_baggage`` selects it without any code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote, unquote
+
+from opentelemetry import baggage
+from opentelemetry.context import Context, get_current
+from opentelemetry.propagators import textmap
+
+from otel_runtime import _keys
+from otel_runtime._guard import warn_once
+from otel_runtime.environment_variables import OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS
+
+__all__ = [
+    "BAGGAGE_HEADER",
+    "MAX_HEADER_BYTES",
+    "MAX_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "BaggagePolicy",
+    "BaggagePropagator",
+    "decode_baggage",
+    "encode_baggage",
+    "get_policy",
+    "set_policy",
+]
+
+BAGGAGE_HEADER: Final = "baggage"
+MAX_MEMBERS: Final = 180
+MAX_MEMBER_BYTES: Final = 4096
+MAX_HEADER_BYTES: Final = 8192
+
+# RFC 7230 token: the W3C baggage key.
+_KEY: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# W3C baggage-octet: what a value may hold on the wire before percent-decoding.
+_WIRE_VALUE: Final = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# Left as they are when encoding: baggage-octets that no common decoder reads differently.
+# (quote() also keeps letters, digits and "_.-~".) Everything else, "%+,;= and space included, is encoded.
+_SAFE: Final = "!#$&'()*/:<>?@[]^`{|}"
+_RUN_KEYS: Final = frozenset(_keys.BAGGAGE_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class BaggagePolicy:
+    """Which baggage keys leave the process.
+
+    ``allowed_keys``: the keys, besides otel_runtime's own, that may be sent; ``None`` sends every key.
+    A key ending in ``*`` allows every key with that prefix. ``run_keys``: whether otel_runtime's run
+    identity (``flow_run.id``, ``deployment.name``, ...) is sent; without it, workers and services
+    you call cannot tell which run they serve.
+    """
+
+    allowed_keys: frozenset[str] | None = None
+    run_keys: bool = True
+
+    def allows(self, key: str) -> bool:
+        """Whether ``key`` may be sent."""
+        if key in _RUN_KEYS:
+            return self.run_keys
+        allowed = self.allowed_keys
+        if allowed is None or key in allowed:
+            return True
+        return any(pattern.endswith("*") and key.startswith(pattern[:-1]) for pattern in allowed)
+
+    @classmethod
+    def from_environment(cls) -> BaggagePolicy:
+        """The policy ``OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS`` describes (every key when it is unset)."""
+        raw = os.environ.get(OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS)
+        if raw is None or not raw.strip():
+            return cls()
+        names = [name.strip() for name in raw.split(",") if name.strip()]
+        if [name.lower() for name in names] == ["none"]:
+            return cls(allowed_keys=frozenset())
+        return cls(allowed_keys=frozenset(names))
+
+
+_policy: BaggagePolicy | None = None
+
+
+def get_policy() -> BaggagePolicy:
+    """The process's baggage policy: the last ``set_policy``, else the environment's (read once)."""
+    global _policy  # noqa: PLW0603 - one immutable policy, replaced whole
+    policy = _policy
+    if policy is None:
+        policy = _policy = BaggagePolicy.from_environment()
+    return policy
+
+
+def set_policy(policy: BaggagePolicy | None) -> None:
+    """Make ``policy`` the process's baggage policy (``None``: read the environment again)."""
+    global _policy  # noqa: PLW0603 - one immutable policy, replaced whole
+    _policy = policy
+
+
+def _ordered(entries: Mapping[str, object]) -> Iterator[tuple[str, object]]:
+    """Our run keys first, in their fixed order, then the others as they were set."""
+    for key in _keys.BAGGAGE_KEYS:
+        if key in entries:
+            yield key, entries[key]
+    for key, value in entries.items():
+        if key not in _RUN_KEYS:
+            yield key, value
+
+
+def encode_baggage(entries: Mapping[str, object], policy: BaggagePolicy | None = None) -> str:
+    """The ``baggage`` header for ``entries``: percent-encoded, within the W3C limits, policy applied.
+
+    Members that cannot be sent (a key that is not a token, a member over 4096 bytes, one that would
+    push the header over 8192 bytes or past 180 members, a key the policy refuses) are left out whole.
+    """
+    policy = policy or get_policy()
+    members: list[str] = []
+    size = 0
+    for key, value in _ordered(entries):
+        if not policy.allows(key):
+            continue
+        if _KEY.fullmatch(key) is None:
+            warn_once(f"baggage-key:{key!r}", f"baggage key {key!r} is not a W3C token; not sent")
+            continue
+        member = f"{key}={quote(str(value), safe=_SAFE)}"
+        if len(member) > MAX_MEMBER_BYTES:
+            warn_once(f"baggage-size:{key}", f"baggage entry {key!r} is over {MAX_MEMBER_BYTES} bytes")
+            continue
+        added = len(member) + (1 if members else 0)
+        if len(members) >= MAX_MEMBERS or size + added > MAX_HEADER_BYTES:
+            warn_once("baggage-header", f"baggage is over the W3C limits ({MAX_MEMBERS} entries, "
+                      f"{MAX_HEADER_BYTES} bytes); some entries were not sent")
+            continue
+        members.append(member)
+        size += added
+    return ",".join(members)
+
+
+def decode_baggage(headers: Iterable[str], *, plus_as_space: bool = False) -> dict[str, str]:
+    """The entries of one or more ``baggage`` headers, percent-decoded.
+
+    Malformed members, members over 4096 bytes and members past 180 or past 8192 bytes in all are
+    ignored, never raised. Properties (``;name=value`` after a value) are dropped: the OpenTelemetry
+    API has no place for them.
+    """
+    entries: dict[str, str] = {}
+    size = 0
+    count = 0
+    for header in headers:
+        for raw_member in header.split(","):
+            member = raw_member.strip(" \t")
+            if not member:
+                continue
+            count += 1
+            size += len(member.encode()) + (1 if count > 1 else 0)
+            if count > MAX_MEMBERS or size > MAX_HEADER_BYTES:
+                return entries
+            if len(member.encode()) > MAX_MEMBER_BYTES:
+                continue
+            pair = member.split(";", 1)[0]
+            key, equals, value = pair.partition("=")
+            key, value = key.strip(" \t"), value.strip(" \t")
+            if not equals or _KEY.fullmatch(key) is None or _WIRE_VALUE.fullmatch(value) is None:
+                continue
+            if plus_as_space:
+                value = value.replace("+", " ")
+            try:
+                entries[key] = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                continue
+    return entries
+
+
+class BaggagePropagator(textmap.TextMapPropagator):
+    """W3C Baggage, percent-encoded per the specification, with the W3C limits and a key policy.
+
+    A drop-in replacement for ``opentelemetry.baggage.propagation.W3CBaggagePropagator``.
+    ``policy`` fixes the outbound key policy of this instance; by default it follows the process's
+    (``propagation.configure_baggage``, else ``OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS``).
+    """
+
+    def __init__(self, *, policy: BaggagePolicy | None = None, plus_as_space: bool = False) -> None:
+        self._policy = policy
+        self._plus_as_space = plus_as_space
+
+    def extract(
+        self,
+        carrier: textmap.CarrierT,
+        context: Context | None = None,
+        getter: textmap.Getter[textmap.CarrierT] = textmap.default_getter,
+    ) -> Context:
+        """``context`` (default: the current one) with the carrier's baggage entries added."""
+        if context is None:
+            context = get_current()
+        headers = getter.get(carrier, BAGGAGE_HEADER)
+        if not headers:
+            return context
+        for key, value in decode_baggage(headers, plus_as_space=self._plus_as_space).items():
+            context = baggage.set_baggage(key, value, context)
+        return context
+
+    def inject(
+        self,
+        carrier: textmap.CarrierT,
+        context: Context | None = None,
+        setter: textmap.Setter[textmap.CarrierT] = textmap.default_setter,
+    ) -> None:
+        """Set the ``baggage`` header of ``carrier`` from the baggage of ``context`` (default: current)."""
+        entries = baggage.get_all(context)
+        if not entries:
+            return
+        header = encode_baggage(entries, self._policy)
+        if header:
+            setter.set(carrier, BAGGAGE_HEADER, header)
+
+    @property
+    def fields(self) -> set[str]:
+        """The one header this propagator reads and writes: ``baggage``."""
+        return {BAGGAGE_HEADER}

@@ -1,0 +1,75 @@
+"""The ``OTEL_RUNTIME_*`` environment variables, each a named constant with its default and an example.
+
+The standard ``OTEL_*`` variables (``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, ...) keep
+their OpenTelemetry meaning; these are ours.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS",
+    "OTEL_RUNTIME_DEPLOYMENT_ID",
+    "OTEL_RUNTIME_DEPLOYMENT_NAME",
+    "OTEL_RUNTIME_DEPLOYMENT_VERSION",
+    "OTEL_RUNTIME_OVERRIDE_PREFIX",
+    "OTEL_RUNTIME_RECORD_PARAMETERS",
+    "OTEL_RUNTIME_TELEMETRY_FILE",
+    "OTEL_RUNTIME_UI_URL",
+]
+
+OTEL_RUNTIME_DEPLOYMENT_NAME: Final = "OTEL_RUNTIME_DEPLOYMENT_NAME"
+"""Deployment of every flow run this process starts, unless ``with deployment(...)`` says otherwise.
+
+Default: unset (no deployment). Example: ``OTEL_RUNTIME_DEPLOYMENT_NAME=nightly-etl``.
+Read once, when the first flow run of the process starts.
+"""
+
+OTEL_RUNTIME_DEPLOYMENT_ID: Final = "OTEL_RUNTIME_DEPLOYMENT_ID"
+"""Id of the environment's deployment. Default: a UUID5 derived from the deployment name.
+
+Example: ``OTEL_RUNTIME_DEPLOYMENT_ID=0b6e4f9a-6d7e-4c59-9d59-1b2f3c4d5e6f``.
+"""
+
+OTEL_RUNTIME_DEPLOYMENT_VERSION: Final = "OTEL_RUNTIME_DEPLOYMENT_VERSION"
+"""Version of the environment's deployment. Default: unset.
+
+Example: ``OTEL_RUNTIME_DEPLOYMENT_VERSION=2.1.0``.
+"""
+
+OTEL_RUNTIME_UI_URL: Final = "OTEL_RUNTIME_UI_URL"
+"""Template for ``runtime.flow_run.ui_url`` / ``runtime.task_run.ui_url``; ``{trace_id}`` is replaced.
+
+Default: unset (``ui_url`` is ``None``).
+Example: ``OTEL_RUNTIME_UI_URL=http://localhost:16686/trace/{trace_id}``.
+"""
+
+OTEL_RUNTIME_TELEMETRY_FILE: Final = "OTEL_RUNTIME_TELEMETRY_FILE"
+"""Where the embedded default writes OTLP/JSON lines when no OTLP endpoint is configured.
+
+Default: ``.otel_runtime/telemetry.jsonl`` in the working directory. Example:
+``OTEL_RUNTIME_TELEMETRY_FILE=/var/log/etl/telemetry.jsonl``.
+"""
+
+OTEL_RUNTIME_RECORD_PARAMETERS: Final = "OTEL_RUNTIME_RECORD_PARAMETERS"
+"""``false`` stops recording run parameters as span attributes in every flow and task.
+
+Default: ``true``. Read by ``configure()``. Example: ``OTEL_RUNTIME_RECORD_PARAMETERS=false``.
+"""
+
+OTEL_RUNTIME_OVERRIDE_PREFIX: Final = "OTEL_RUNTIME__"
+"""Prefix of the accessor overrides ``OTEL_RUNTIME__<MODULE>__<ATTR>``, for tests and debugging.
+
+Example: ``OTEL_RUNTIME__DEPLOYMENT__NAME=nightly`` makes ``runtime.deployment.name`` return ``"nightly"``.
+Read on every access, so a test may set it at any time.
+"""
+
+OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS: Final = "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS"
+"""Comma list of the baggage keys, besides otel_runtime's own run keys, that may leave the process.
+
+Applies to the ``otel_runtime_baggage`` propagator. A key ending in ``*`` allows a prefix; ``none``
+sends only the run keys. Default: unset (every key is sent). Read once, at the first inject, unless
+``propagation.configure_baggage(...)`` decides first. Example:
+``OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS=tenant.id,region,feature.*``.
+"""

@@ -1,0 +1,92 @@
+"""Test helpers for users of otel_runtime: capture the spans of your own runs.
+
+>>> from otel_runtime import flow
+>>> from otel_runtime.testing import capture_spans
+>>> @flow
+... def hello() -> str:
+...     return "hi"
+>>> with capture_spans() as captured:
+...     _ = hello()
+>>> captured.find("flow hello").attributes["flow.name"]
+'hello'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
+
+from otel_runtime._receiver import OtlpReceiver
+
+__all__ = ["CapturedSpans", "OtlpReceiver", "capture_spans", "use_tracer_provider"]
+
+
+class CapturedSpans:
+    """The finished spans recorded inside a ``capture_spans()`` block, oldest first."""
+
+    def __init__(self, exporter: InMemorySpanExporter, provider: TracerProvider) -> None:
+        self._exporter = exporter
+        self.provider = provider
+
+    @property
+    def spans(self) -> Sequence[ReadableSpan]:
+        """Every finished span so far."""
+        return self._exporter.get_finished_spans()
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        """The finished spans called ``name`` (``"flow my_flow"``, ``"task my_task"``)."""
+        return [span for span in self.spans if span.name == name]
+
+    def find(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name``; ``AssertionError`` if there are none or several."""
+        found = self.named(name)
+        names = [span.name for span in self.spans]
+        assert len(found) == 1, f"expected one span {name!r}, found {len(found)} among {names}"
+        return found[0]
+
+    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
+        """The finished spans whose parent is ``parent``."""
+        parent_id = parent.context.span_id if parent.context is not None else None
+        return [span for span in self.spans if span.parent is not None and span.parent.span_id == parent_id]
+
+    def clear(self) -> None:
+        """Forget the spans captured so far."""
+        self._exporter.clear()
+
+
+@contextmanager
+def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[trace.TracerProvider]:
+    """Make ``provider`` the global tracer provider inside the block, then restore the previous one.
+
+    OpenTelemetry lets a process set its global provider once; tests need one per test, so this
+    swaps it the way OpenTelemetry's own test utilities do.
+    """
+    previous_provider = trace._TRACER_PROVIDER
+    previous_once = trace._TRACER_PROVIDER_SET_ONCE
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace.set_tracer_provider(provider)
+    try:
+        yield provider
+    finally:
+        trace._TRACER_PROVIDER = previous_provider
+        trace._TRACER_PROVIDER_SET_ONCE = previous_once
+
+
+@contextmanager
+def capture_spans(service_name: str = "otel-runtime-test") -> Iterator[CapturedSpans]:
+    """Record every span finished inside the block in memory, through a real SDK tracer provider."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with use_tracer_provider(provider):
+        try:
+            yield CapturedSpans(exporter, provider)
+        finally:
+            provider.shutdown()
