@@ -104,6 +104,7 @@ class OtlpReceiver:
         self._spans: list[FlatSpan] = []
         self._logs: list[FlatLog] = []
         self._resources: list[dict[str, Any]] = []
+        self._headers: list[dict[str, str]] = []
         self._requests: Counter[str] = Counter()
         self._fault: _Fault | None = None
         self._fault_remaining: int | None = None
@@ -237,6 +238,11 @@ class OtlpReceiver:
         with self._cond:
             return list(self._resources)
 
+    def request_headers(self) -> list[dict[str, str]]:
+        """The headers (gRPC metadata) of each accepted request, in arrival order; names lowercase."""
+        with self._cond:
+            return [dict(headers) for headers in self._headers]
+
     @property
     def requests(self) -> dict[str, int]:
         """Accepted requests per ``"<grpc|http>/<traces|logs>"``, and ``"rejected"`` by a fault."""
@@ -249,6 +255,7 @@ class OtlpReceiver:
             self._spans.clear()
             self._logs.clear()
             self._resources.clear()
+            self._headers.clear()
             self._requests.clear()
 
     def wait_for_spans(self, n: int = 1, timeout: float = 5.0) -> list[FlatSpan]:
@@ -311,7 +318,11 @@ class OtlpReceiver:
     # -- request handling, shared by both transports ---------------------------------------------
 
     def _receive(
-        self, signal: _Signal, transport: str, decode: Callable[[], dict[str, Any]]
+        self,
+        signal: _Signal,
+        transport: str,
+        decode: Callable[[], dict[str, Any]],
+        headers: dict[str, str] | None = None,
     ) -> _Fault | None:
         """Record one export request unless a fault rejects it; return that fault.
 
@@ -337,6 +348,7 @@ class OtlpReceiver:
             self._resources.extend(
                 resource for resource in iter_resources(record) if resource not in self._resources
             )
+            self._headers.append({name.lower(): value for name, value in (headers or {}).items()})
             self._requests[f"{transport}/{signal}"] += 1
             self._cond.notify_all()
         return None
@@ -350,7 +362,8 @@ class OtlpReceiver:
         return fault
 
     def _export_grpc(self, signal: _Signal, request: Message, context: grpc.ServicerContext) -> None:
-        fault = self._receive(signal, "grpc", lambda: to_otlp_json(request))
+        metadata = {str(key): str(value) for key, value in context.invocation_metadata() or ()}
+        fault = self._receive(signal, "grpc", lambda: to_otlp_json(request), metadata)
         if fault is None:
             return
         if fault.retry_after is not None:
@@ -465,7 +478,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         try:
             fault = self.server.receiver._receive(
-                signal, "http", lambda: _decode_http_body(signal, body, encoding, is_json=is_json)
+                signal,
+                "http",
+                lambda: _decode_http_body(signal, body, encoding, is_json=is_json),
+                dict(self.headers.items()),
             )
         except _BAD_DATA as error:
             message = f"bad OTLP request: {error}"

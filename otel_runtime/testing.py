@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
-from opentelemetry import trace
+from opentelemetry import _logs, trace
+from opentelemetry._logs import _internal as _logs_internal
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,7 +27,10 @@ from opentelemetry.util._once import Once
 
 from otel_runtime._receiver import OtlpReceiver
 
-__all__ = ["CapturedSpans", "OtlpReceiver", "capture_spans", "use_tracer_provider"]
+__all__ = ["CapturedSpans", "OtlpReceiver", "capture_spans", "use_logger_provider", "use_tracer_provider"]
+
+_TracerProviderT = TypeVar("_TracerProviderT", bound="trace.TracerProvider | None")
+_LoggerProviderT = TypeVar("_LoggerProviderT", bound="_logs.LoggerProvider | None")
 
 
 class CapturedSpans:
@@ -62,21 +67,46 @@ class CapturedSpans:
 
 
 @contextmanager
-def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[trace.TracerProvider]:
+def use_tracer_provider(provider: _TracerProviderT) -> Iterator[_TracerProviderT]:
     """Make ``provider`` the global tracer provider inside the block, then restore the previous one.
 
     OpenTelemetry lets a process set its global provider once; tests need one per test, so this
-    swaps it the way OpenTelemetry's own test utilities do.
+    swaps it the way OpenTelemetry's own test utilities do. ``None`` leaves none set, as in a new
+    process, so the first ``set_tracer_provider()`` (or ``otel_runtime.configure()``) in the block wins.
     """
     previous_provider = trace._TRACER_PROVIDER
     previous_once = trace._TRACER_PROVIDER_SET_ONCE
     trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace.set_tracer_provider(provider)
+    if provider is None:
+        trace._TRACER_PROVIDER = None
+    else:
+        trace.set_tracer_provider(provider)
     try:
         yield provider
     finally:
         trace._TRACER_PROVIDER = previous_provider
         trace._TRACER_PROVIDER_SET_ONCE = previous_once
+
+
+@contextmanager
+def use_logger_provider(provider: _LoggerProviderT) -> Iterator[_LoggerProviderT]:
+    """Make ``provider`` the global logger provider inside the block, then restore the previous one.
+
+    The log counterpart of :func:`use_tracer_provider`; ``None`` leaves none set, so the first
+    ``set_logger_provider()`` (or ``otel_runtime.configure()``) in the block installs its own.
+    """
+    previous_provider = _logs_internal._LOGGER_PROVIDER
+    previous_once = _logs_internal._LOGGER_PROVIDER_SET_ONCE
+    _logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    if provider is None:
+        _logs_internal._LOGGER_PROVIDER = None
+    else:
+        _logs.set_logger_provider(provider)
+    try:
+        yield provider
+    finally:
+        _logs_internal._LOGGER_PROVIDER = previous_provider
+        _logs_internal._LOGGER_PROVIDER_SET_ONCE = previous_once
 
 
 @contextmanager

@@ -1,10 +1,13 @@
-"""Shared fixtures: every test gets a fresh SDK tracer provider that records spans in memory."""
+"""Shared fixtures: every test gets a fresh SDK tracer provider that records spans in memory, and
+leaves structlog and the root logger as it found them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from otel_runtime.testing import CapturedSpans, capture_spans
 
@@ -14,3 +17,18 @@ def spans() -> Iterator[CapturedSpans]:
     """A real SDK tracer provider, global for the test, with an in-memory exporter; reset afterwards."""
     with capture_spans() as captured:
         yield captured
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """structlog defaults and the root logger's handlers and level are restored after every test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)

@@ -44,21 +44,6 @@ FIELDS = _keys.LOG_FIELDS
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-@pytest.fixture(autouse=True)
-def clean_logging() -> Iterator[None]:
-    """structlog defaults and the root logger's handlers and level are restored after every test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-
-
 @pytest.fixture
 def exported() -> Iterator[InMemoryLogRecordExporter]:
     """A local SDK LoggerProvider fed by the root logger's OTel handler, recording in memory."""
