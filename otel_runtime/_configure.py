@@ -51,8 +51,10 @@ from otel_runtime._file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExport
 from otel_runtime._guard import warn_once
 from otel_runtime._settings import settings
 from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
+from otel_runtime.logging import instrument_logging
+from otel_runtime.propagation import install_baggage_propagator
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT_S", "Telemetry", "configure", "otlp_span_exporter"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT_S", "Telemetry", "configure", "latest", "otlp_span_exporter"]
 
 DEFAULT_SERVICE_NAME: Final = "otel-runtime"
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
@@ -127,6 +129,10 @@ class _SpanSlot(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for processor in self.held:
             processor.on_start(span, parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        for processor in self.held:
+            processor._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         for processor in self.held:
@@ -205,6 +211,12 @@ _lock = threading.Lock()
 _span_slots: weakref.WeakKeyDictionary[TracerProvider, _SpanSlot] = weakref.WeakKeyDictionary()
 _log_slots: weakref.WeakKeyDictionary[LoggerProvider, _LogSlot] = weakref.WeakKeyDictionary()
 _exit_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+_latest: Telemetry | None = None
+
+
+def latest() -> Telemetry | None:
+    """What the latest ``configure()`` of this process set up; ``None`` before the first."""
+    return _latest
 
 
 def _shutdown_at_exit() -> None:
@@ -483,9 +495,9 @@ def configure(
     - ``traces_exporter`` / ``logs_exporter``: ``OTEL_TRACES_EXPORTER`` / ``OTEL_LOGS_EXPORTER``, a comma
       list of ``otlp``, ``console``, ``file`` and ``none``; default ``otlp`` when an endpoint is set,
       else ``file``;
-    - ``export_timeout``: seconds each OTLP export may take, and the bound on the shutdown at process
-      exit: ``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]TIMEOUT`` (seconds, as the Python exporters read it);
-      default 10 s per export and 5 s for the shutdown;
+    - ``export_timeout``: seconds each OTLP export may take (else ``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]
+      TIMEOUT``, in seconds as the Python exporters read it, default 10), and the bound on the shutdown
+      at process exit (else ``OTEL_EXPORTER_OTLP_TIMEOUT``, default 5);
     - ``telemetry_file``: ``OTEL_RUNTIME_TELEMETRY_FILE``, default ``.otel_runtime/telemetry.jsonl``;
     - ``record_parameters``: ``OTEL_RUNTIME_RECORD_PARAMETERS``, default true;
     - ``disabled``: ``OTEL_SDK_DISABLED``; when true nothing is installed, what an earlier call installed
@@ -512,9 +524,11 @@ def configure(
     settings.record_parameters = record_parameters
     global _exit_timeout_s  # noqa: PLW0603 - the process-wide exit bound, set by the latest call
     _exit_timeout_s = export_timeout or environment_timeout or DEFAULT_SHUTDOWN_TIMEOUT_S
+    global _latest  # noqa: PLW0603 - what the latest call set up, for the command line
     if disabled:
         _shutdown_within(_uninstall(), time.monotonic() + _exit_timeout_s)
-        return Telemetry(None, None, (), (), None)
+        _latest = Telemetry(None, None, (), (), None)
+        return _latest
     file_path = Path(telemetry_file or _env(OTEL_RUNTIME_TELEMETRY_FILE) or DEFAULT_TELEMETRY_PATH).absolute()
     explicit_resource = dict(resource_attributes or {})
     if service_name is not None:
@@ -536,9 +550,12 @@ def configure(
     tracer_provider, logger_provider, replaced = _install(
         resource, explicit_resource, span_processors, log_processors
     )
+    install_baggage_propagator()
+    if logs:
+        instrument_logging(logger_provider)
     _shutdown_within(replaced, time.monotonic() + _exit_timeout_s)
     uses_file = "file" in traces or "file" in logs
-    return Telemetry(
+    _latest = Telemetry(
         tracer_provider,
         logger_provider,
         traces,
@@ -547,3 +564,4 @@ def configure(
         span_processors,
         log_processors,
     )
+    return _latest

@@ -13,6 +13,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context, get_value, set_value
 
 from otel_runtime import _keys
+from otel_runtime._guard import warn_once
 from otel_runtime._identity import DEPLOYMENT, FLOW_RUN_CONTEXT, TAGS, inbound, is_valid_id, is_valid_name
 from otel_runtime._models import Deployment, deployment_id_for
 from otel_runtime.environment_variables import (
@@ -84,16 +85,28 @@ def active_tags(context: Context | None = None) -> tuple[str, ...]:
 
 @functools.cache
 def environment_deployment() -> Deployment | None:
-    """The deployment named by ``OTEL_RUNTIME_DEPLOYMENT_*``, read once per process."""
+    """The deployment named by ``OTEL_RUNTIME_DEPLOYMENT_*``, read once per process.
+
+    A name or id that could not travel in baggage is ignored with one warning: flow runs still run
+    traced, without the environment's deployment.
+    """
     name = os.environ.get(OTEL_RUNTIME_DEPLOYMENT_NAME)
     if not name:
         return None
-    return _new_deployment(
-        name,
-        os.environ.get(OTEL_RUNTIME_DEPLOYMENT_ID) or None,
-        os.environ.get(OTEL_RUNTIME_DEPLOYMENT_VERSION) or None,
-        None,
-    )
+    try:
+        return _new_deployment(
+            name,
+            os.environ.get(OTEL_RUNTIME_DEPLOYMENT_ID) or None,
+            os.environ.get(OTEL_RUNTIME_DEPLOYMENT_VERSION) or None,
+            None,
+        )
+    except ValueError as error:
+        warn_once(
+            "environment-deployment",
+            f"otel_runtime ignores the deployment set by {OTEL_RUNTIME_DEPLOYMENT_NAME} / "
+            f"{OTEL_RUNTIME_DEPLOYMENT_ID}: {error}",
+        )
+        return None
 
 
 def resolve_deployment(context: Context) -> Deployment | None:

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 from otel_runtime import _keys, _names
 from otel_runtime._deployments import active_tags, resolve_deployment
 from otel_runtime._guard import warn_once
-from otel_runtime._identity import TASK_RUN_CONTEXT, inbound, is_valid_name, with_flow_run
+from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, is_valid_name, with_flow_run
 from otel_runtime._models import Deployment, FlowRun, new_run_id
 from otel_runtime._parameters import parameter_attributes
 from otel_runtime._runs import Runnable, RunScope
@@ -102,7 +102,9 @@ class Flow(Runnable[P, R], Generic[P, R]):
 
     def _open(self, parameters: dict[str, Any], run_id: str | None) -> RunScope:
         parent = get_current()
-        parent_flow = FlowRunContext.get()
+        parent_flow = parent.get(FLOW_RUN_CONTEXT)
+        if not isinstance(parent_flow, FlowRunContext):
+            parent_flow = None
         links = None
         if parent_flow is None:
             parent, links = root_parent(parent)
@@ -117,13 +119,14 @@ class Flow(Runnable[P, R], Generic[P, R]):
             parent_id = inbound(_keys.FLOW_RUN_ID, parent)
             root_id = parent_id or run_id
             parent_deployment = inbound(_keys.DEPLOYMENT_ID, parent) if parent_id else None
+        active = active_tags(parent)
         record = FlowRun(
             id=run_id,
             name=self._run_name(parameters),
             flow_name=self.name,
             flow_version=self.version,
             parameters=MappingProxyType(parameters),
-            tags=tuple(dict.fromkeys((*self.tags, *active_tags(parent)))),
+            tags=tuple(dict.fromkeys((*self.tags, *active))) if active or len(self.tags) > 1 else self.tags,
             deployment=deployment,
             parent_flow_run_id=parent_id,
             parent_deployment_id=parent_deployment,
@@ -138,6 +141,7 @@ class Flow(Runnable[P, R], Generic[P, R]):
             _keys.FLOW_RUN_ROOT_ID: root_id,
             **deployment_attributes(deployment),
             **self._code_attributes,
+            _keys.FLOW_RUN_RUN_COUNT: 1,
         }
         if self.version is not None:
             attributes[_keys.FLOW_VERSION] = self.version
@@ -145,7 +149,7 @@ class Flow(Runnable[P, R], Generic[P, R]):
             attributes[_keys.FLOW_RUN_TAGS] = record.tags
         if parent_id is not None:
             attributes[_keys.FLOW_RUN_PARENT_ID] = parent_id
-        if self.record_parameters and settings.record_parameters:
+        if parameters and self.record_parameters and settings.record_parameters:
             attributes.update(parameter_attributes(_keys.FLOW_RUN_PARAMETER_PREFIX, parameters))
         span = tracer().start_span(
             self._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes, links=links

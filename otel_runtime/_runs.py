@@ -62,6 +62,15 @@ def _code_attributes(fn: Callable[..., Any]) -> dict[str, str | int]:
     return attributes
 
 
+def _positional_names(signature: inspect.Signature) -> tuple[str, ...] | None:
+    """The parameter names when every parameter can be given by position (no ``*args``, keyword-only
+    or ``**kwargs``), else ``None``: then a call that passes them all by position binds in order."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if all(parameter.kind in positional for parameter in signature.parameters.values()):
+        return tuple(signature.parameters)
+    return None
+
+
 def exception_text(exc: BaseException) -> str:
     """``"<ExcType>: <message>"``, even when the exception's ``__str__`` is broken."""
     try:
@@ -119,7 +128,8 @@ class RunScope:
 
     def close(self, exc: BaseException | None) -> None:
         """End the run's span. ``exc`` is what ended the run, if anything did."""
-        self.span.set_attribute(self.run_count_key, self.record.run_count)
+        if self.record.run_count != 1:  # the span started with run_count 1 (see ``Runnable._open``)
+            self.span.set_attribute(self.run_count_key, self.record.run_count)
         self.span.end()
 
 
@@ -152,6 +162,7 @@ class Runnable(Generic[P, R]):
         if log_prints:
             capture_prints()
         self._signature = inspect.signature(fn)
+        self._positional_names = _positional_names(self._signature)
         self._shape = _shape_of(fn)
         self._code_attributes = _code_attributes(fn)
 
@@ -171,10 +182,14 @@ class Runnable(Generic[P, R]):
 
     # What a flow or a task adds.
     def _open(self, parameters: dict[str, Any], run_id: str | None) -> RunScope:
+        """Start the run's span, with its ``run_count`` attribute at 1 (``RunScope.close`` updates it)."""
         raise NotImplementedError
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults included (``TypeError`` if they don't fit)."""
+        names = self._positional_names
+        if names is not None and not kwargs and len(args) == len(names):
+            return dict(zip(names, args, strict=True))  # all given by position: what bind() would say
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return bound.arguments

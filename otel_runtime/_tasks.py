@@ -16,7 +16,7 @@ from otel_runtime import _keys, _names
 from otel_runtime._deployments import active_tags, remote_deployment
 from otel_runtime._flows import deployment_attributes
 from otel_runtime._futures import TaskRunFuture, resolve_futures
-from otel_runtime._identity import inbound, with_task_run
+from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
 from otel_runtime._models import TaskRun, new_run_id
 from otel_runtime._parameters import parameter_attributes
 from otel_runtime._runs import Runnable, RunScope, _Shape
@@ -95,7 +95,9 @@ class Task(Runnable[P, R], Generic[P, R]):
 
     def _open(self, parameters: dict[str, Any], run_id: str | None) -> RunScope:
         parent = get_current()
-        flow_run = FlowRunContext.get()
+        flow_run = parent.get(FLOW_RUN_CONTEXT)
+        if not isinstance(flow_run, FlowRunContext):
+            flow_run = None
         if flow_run is not None:
             flow_run_id: str | None = flow_run.flow_run.id
             deployment = flow_run.flow_run.deployment
@@ -103,12 +105,14 @@ class Task(Runnable[P, R], Generic[P, R]):
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
             deployment = remote_deployment(parent)
         run_id = run_id or new_run_id()
+        active = active_tags(parent)
         record = TaskRun(
             id=run_id,
             name=self._run_name(parameters, run_id),
             task_name=self.name,
             parameters=MappingProxyType(parameters),
-            tags=tuple(dict.fromkeys((*self.tags, *active_tags(parent)))),
+            # 0 or 1 tags of its own and none active: nothing to merge or deduplicate
+            tags=tuple(dict.fromkeys((*self.tags, *active))) if active or len(self.tags) > 1 else self.tags,
             flow_run_id=flow_run_id,
         )
         attributes: dict[str, Any] = {
@@ -118,18 +122,21 @@ class Task(Runnable[P, R], Generic[P, R]):
             _keys.TASK_RUN_NAME: record.name,
             **deployment_attributes(deployment),
             **self._code_attributes,
+            _keys.TASK_RUN_RUN_COUNT: 1,
         }
         if flow_run_id is not None:
             attributes[_keys.FLOW_RUN_ID] = flow_run_id
         if record.tags:
             attributes[_keys.TASK_RUN_TAGS] = record.tags
-        if self.record_parameters and settings.record_parameters:
+        if parameters and self.record_parameters and settings.record_parameters:
             attributes.update(parameter_attributes(_keys.TASK_RUN_PARAMETER_PREFIX, parameters))
         span = tracer().start_span(self._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes)
         if self.log_prints is not None:
             log_prints = self.log_prints
         else:
-            enclosing = TaskRunContext.get() or flow_run
+            enclosing = parent.get(TASK_RUN_CONTEXT)
+            if not isinstance(enclosing, TaskRunContext):
+                enclosing = flow_run
             log_prints = enclosing is not None and enclosing.log_prints
         run_context = TaskRunContext(
             task_run=record, task=self, parameters=record.parameters, span=span, log_prints=log_prints

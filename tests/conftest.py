@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from opentelemetry import propagate
 
 from otel_runtime.testing import CapturedSpans, capture_spans
 
@@ -32,3 +33,13 @@ def restore_logging() -> Iterator[None]:
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def restore_propagators() -> Iterator[None]:
+    """The global propagators (which configure() may swap) are restored after every test."""
+    before = propagate.get_global_textmap()
+    try:
+        yield
+    finally:
+        propagate.set_global_textmap(before)

@@ -1,0 +1,266 @@
+"""Secrets: what a run records of its parameters, and what leaves the process.
+
+Parameters are recorded on spans as a bounded ``repr`` (``_parameters.MAX_REPR_LENGTH``), bounded in cost
+too; a value whose parameter name looks secret is ``[REDACTED]``, as is a value under a secret-looking
+key of a mapping nested in a parameter. Recording can be switched off per flow or task and for the
+whole process. Baggage carries run identity only, never a parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import propagate
+
+from otel_runtime import _keys, configure, flow, propagation, task
+from otel_runtime._parameters import MAX_REPR_LENGTH, REDACTED
+from otel_runtime._settings import settings as runtime_settings
+from otel_runtime.logging import add_run_context
+from otel_runtime.testing import CapturedSpans, capture_spans, use_logger_provider
+
+SECRET = "hunter2-s3cr3t-value"
+SECRET_WORDS = [
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+    "credentials",
+    "private_key",
+    "access_key",
+    "session_key",
+    "cookie",
+    "pwd",
+    "auth",
+    "dsn",
+]
+FUZZ = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def parameters_of(span: Any, prefix: str) -> dict[str, str]:
+    return {
+        key[len(prefix) :]: value for key, value in (span.attributes or {}).items() if key.startswith(prefix)
+    }
+
+
+@pytest.fixture
+def record_parameters() -> Iterator[None]:
+    """Whatever a test does to the process-wide switch, it is on again afterwards."""
+    try:
+        yield
+    finally:
+        runtime_settings.record_parameters = True
+
+
+IDENTIFIER_PART = st.text("abcdefghijklmnopqrstuvwxyz_0123456789", max_size=8)
+
+
+@FUZZ
+@given(
+    word=st.sampled_from(SECRET_WORDS),
+    before=IDENTIFIER_PART,
+    after=IDENTIFIER_PART,
+    shout=st.booleans(),
+)
+def test_a_parameter_whose_name_looks_secret_is_redacted_on_flow_and_task_spans(
+    word: str, before: str, after: str, shout: bool
+) -> None:
+    """Any parameter name containing a secret word (``db_password``, ``GITHUB_TOKEN``, ``x_api_key2``,
+    ...) is recorded as ``[REDACTED]`` on the flow span and the task span; the value appears in no
+    attribute of any span."""
+    name = f"{before}{word}{after}"
+    name = name.upper() if shout else name
+    if not name.isidentifier():
+        name = f"p_{name}"
+
+    namespace: dict[str, Any] = {}
+    exec(f"def body({name}):\n    return len({name})\n", namespace)  # a parameter with a drawn name
+    traced_task = task(name="secretive")(namespace["body"])
+    traced_flow = flow(name="secretive_flow")(namespace["body"])
+    with capture_spans() as spans:
+        assert traced_flow(**{name: SECRET}) == len(SECRET)
+        assert traced_task(**{name: SECRET}) == len(SECRET)
+    (flow_span,) = spans.named("flow secretive_flow")
+    (task_span,) = spans.named("task secretive")
+    assert parameters_of(flow_span, _keys.FLOW_RUN_PARAMETER_PREFIX) == {name: REDACTED}
+    assert parameters_of(task_span, _keys.TASK_RUN_PARAMETER_PREFIX) == {name: REDACTED}
+    for span in spans.spans:
+        assert all(SECRET not in str(value) for value in (span.attributes or {}).values())
+
+
+@task
+def connect(host: str, config: dict[str, Any], payload: Any) -> int:
+    return len(host)
+
+
+def test_secret_keys_nested_in_mapping_parameters_are_redacted(spans: CapturedSpans) -> None:
+    """A mapping parameter (``config={"password": ...}``) keeps its other keys but not its secrets, at
+    any depth and in dict subclasses; the same goes for a list of mappings."""
+    config = {
+        "user": "etl",
+        "db": {"password": SECRET, "port": 5432},
+        "headers": [{"Authorization": f"Bearer {SECRET}"}],
+        "API_KEY": SECRET,
+    }
+    assert connect("db.local", config, payload={"token": SECRET}) == 8
+    recorded = parameters_of(spans.find("task connect"), _keys.TASK_RUN_PARAMETER_PREFIX)
+    assert SECRET not in str(recorded)
+    assert recorded["config"] == (
+        "{'user': 'etl', 'db': {'password': [REDACTED], 'port': 5432}, "
+        "'headers': [{'Authorization': [REDACTED]}], 'API_KEY': [REDACTED]}"
+    )
+    assert recorded["payload"] == "{'token': [REDACTED]}"
+    assert recorded["host"] == "'db.local'"
+
+
+@task
+def swallow(value: Any) -> str:
+    return type(value).__name__
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: "x" * 100_000,
+        lambda: b"\x00" * 50_000_000,
+        lambda: list(range(2_000_000)),
+        lambda: {str(index): index for index in range(200_000)},
+        lambda: [[[[[[[["deep"]]]]]]]],
+        lambda: 10**5000,  # repr() raises ValueError: too many digits
+    ],
+    ids=["long-str", "50MB-bytes", "2M-list", "200k-dict", "deep", "huge-int"],
+)
+def test_parameters_are_recorded_as_a_repr_bounded_in_length_and_in_cost(
+    make: Callable[[], Any], spans: CapturedSpans
+) -> None:
+    """However large a parameter is, its attribute is at most MAX_REPR_LENGTH characters, and making it
+    costs the run almost nothing (the value is never represented whole: before, a 50 MB bytes parameter
+    cost a quarter of a second per run)."""
+    value = make()
+    started = time.perf_counter()
+    swallow(value)
+    took = time.perf_counter() - started
+    recorded = parameters_of(spans.find("task swallow"), _keys.TASK_RUN_PARAMETER_PREFIX)["value"]
+    assert len(recorded) <= MAX_REPR_LENGTH
+    assert took < 0.05, f"a task run with a large parameter took {took * 1000:.1f} ms"
+
+
+class Unrepresentable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_a_parameter_that_cannot_be_represented_is_named_not_raised(spans: CapturedSpans) -> None:
+    """A parameter whose ``__repr__`` raises does not break the run: its attribute names its type."""
+    assert swallow(Unrepresentable()) == "Unrepresentable"
+    recorded = parameters_of(spans.find("task swallow"), _keys.TASK_RUN_PARAMETER_PREFIX)
+    assert recorded == {"value": "<unrepresentable Unrepresentable>"}
+
+
+@task(record_parameters=False)
+def quiet_task(api: str, note: str) -> str:
+    return note
+
+
+@flow(record_parameters=False)
+def quiet_flow(note: str) -> str:
+    return quiet_task("x", note)
+
+
+@flow
+def loud_flow(note: str) -> str:
+    return quiet_task("x", note)
+
+
+def test_record_parameters_false_keeps_that_flows_or_tasks_parameters_off_its_span(
+    spans: CapturedSpans,
+) -> None:
+    """``record_parameters=False`` on a flow or a task: that run's span has no parameter attribute, while
+    the runs around it still record theirs."""
+    assert quiet_flow(SECRET) == SECRET
+    assert loud_flow(SECRET) == SECRET
+    (quiet, loud) = spans.named("flow quiet_flow") + spans.named("flow loud_flow")
+    assert parameters_of(quiet, _keys.FLOW_RUN_PARAMETER_PREFIX) == {}
+    assert parameters_of(loud, _keys.FLOW_RUN_PARAMETER_PREFIX) == {"note": repr(SECRET)}
+    for task_span in spans.named("task quiet_task"):
+        assert parameters_of(task_span, _keys.TASK_RUN_PARAMETER_PREFIX) == {}
+
+
+@flow
+def plain_flow(note: str) -> str:
+    return swallow(note)
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_record_parameters_can_be_switched_off_for_the_whole_process(
+    how: str,
+    spans: CapturedSpans,
+    record_parameters: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``configure(record_parameters=False)`` or ``OTEL_RUNTIME_RECORD_PARAMETERS=false``: no flow or
+    task records its parameters; the spans are otherwise the same."""
+    monkeypatch.chdir(tmp_path)
+    with use_logger_provider(None):
+        if how == "argument":
+            configure(record_parameters=False, traces_exporter="none", logs_exporter="none")
+        else:
+            monkeypatch.setenv("OTEL_RUNTIME_RECORD_PARAMETERS", "false")
+            configure(traces_exporter="none", logs_exporter="none")
+    assert runtime_settings.record_parameters is False
+    assert plain_flow(SECRET) == "str"
+    for span in spans.spans:
+        assert not [key for key in (span.attributes or {}) if ".parameter." in key], span.name
+        assert SECRET not in str(span.attributes)
+    assert spans.find("flow plain_flow").attributes[_keys.FLOW_RUN_ID]  # type: ignore[index]
+
+
+@task
+def call_out(password: str, api_key: str, note: str) -> dict[str, Any]:
+    """What this task would send to another service: the propagation headers of its context."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return {
+        "global": headers,
+        "ours": propagation.inject(),
+        "env": propagation.to_env(),
+        "log": add_run_context(None, "info", {"event": "calling out"}),
+    }
+
+
+@flow
+def calls_out(password: str) -> dict[str, Any]:
+    return call_out(password, api_key=SECRET, note=f"not secret but a parameter {SECRET}")
+
+
+def baggage_keys(header: str) -> set[str]:
+    return {member.split("=", 1)[0].strip() for member in header.split(",") if member.strip()}
+
+
+@pytest.mark.parametrize("propagators", ["sdk", "otel_runtime"])
+def test_baggage_never_carries_parameters(propagators: str) -> None:
+    """Inside a task with secret parameters (and a non-secret one holding the same text), the headers
+    that leave the process, through the global propagators, ``propagation.inject`` and ``to_env``,
+    hold only otel_runtime's run keys in baggage and no parameter value; neither does a log line."""
+    previous = propagate.get_global_textmap()
+    try:
+        if propagators == "otel_runtime":
+            propagation.install_baggage_propagator()
+        seen = calls_out(SECRET)
+    finally:
+        propagate.set_global_textmap(previous)
+    for carrier in (seen["global"], seen["ours"]):
+        assert baggage_keys(carrier["baggage"]) <= set(_keys.BAGGAGE_KEYS)
+        assert SECRET not in str(carrier)
+    assert baggage_keys(seen["env"]["BAGGAGE"]) <= set(_keys.BAGGAGE_KEYS)
+    assert SECRET not in str(seen["env"]) and SECRET not in str(seen["log"])
