@@ -18,17 +18,20 @@ follows the work across threads, asyncio, processes and HTTP::
 from otel_runtime import runtime
 from otel_runtime._configure import Telemetry, configure
 from otel_runtime._deployments import deployment, tags
+from otel_runtime._export_health import Dropped, dropped
 from otel_runtime._flows import Flow, flow
 from otel_runtime._futures import TaskRunFuture
 from otel_runtime._tasks import Task, task, unmapped
 
 __all__ = [
+    "Dropped",
     "Flow",
     "Task",
     "TaskRunFuture",
     "Telemetry",
     "configure",
     "deployment",
+    "dropped",
     "flow",
     "runtime",
     "tags",

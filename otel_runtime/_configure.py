@@ -14,7 +14,6 @@ endpoint is down: by default 5 seconds, or ``OTEL_EXPORTER_OTLP_TIMEOUT`` / ``ex
 from __future__ import annotations
 
 import atexit
-import inspect
 import os
 import threading
 import time
@@ -29,7 +28,6 @@ from opentelemetry.context import Context
 from opentelemetry.environment_variables import OTEL_LOGS_EXPORTER, OTEL_TRACES_EXPORTER
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
     LogRecordExporter,
 )
@@ -45,8 +43,14 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
+from otel_runtime._export_health import (
+    MonitoredLogProcessor,
+    MonitoredSpanProcessor,
+    log_processor,
+    span_processor,
+)
 from otel_runtime._file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExporter, JsonLinesSpanExporter
 from otel_runtime._guard import warn_once
 from otel_runtime._settings import settings
@@ -76,25 +80,19 @@ _PROTOCOL_VARIABLES: Final[dict[Signal, str]] = {
     "traces": OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     "logs": OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
 }
-_Processor = SpanProcessor | LogRecordProcessor
+_Processor = MonitoredSpanProcessor | MonitoredLogProcessor
 
 
 def _shutdown_within(processors: Iterable[_Processor], deadline: float) -> None:
     """Shut ``processors`` down one after the other, all by ``deadline`` (``time.monotonic()``).
 
-    ``BatchSpanProcessor.shutdown()`` takes no timeout and waits up to 30 s for its worker, which
-    retries a down endpoint for the exporter's whole timeout. The SDK's ``BatchProcessor`` inside it
-    does take one: after it, it shuts the exporter down, which stops the retries and closes the
-    connection. The worker is a daemon thread, so what is still in flight does not hold up exit.
+    The SDK's ``BatchSpanProcessor.shutdown()`` takes no timeout and waits for an exporter that retries
+    a down endpoint; the monitored processors stop within theirs and count what they could not send.
     """
     for processor in processors:
         remaining_millis = max((deadline - time.monotonic()) * 1000, _MIN_PROCESSOR_SHUTDOWN_MILLIS)
         try:
-            batch_shutdown = getattr(getattr(processor, "_batch_processor", None), "shutdown", None)
-            if callable(batch_shutdown) and "timeout_millis" in inspect.signature(batch_shutdown).parameters:
-                batch_shutdown(timeout_millis=remaining_millis)
-            else:  # a processor of another kind, or an SDK that changed: its own shutdown
-                processor.shutdown()
+            processor.shutdown(timeout_millis=remaining_millis)
         except Exception:
             warn_once("configure-shutdown", "otel_runtime could not shut down an exporter", exc_info=True)
 
@@ -124,7 +122,7 @@ class _SpanSlot(SpanProcessor):
     """The one processor configure() adds to a tracer provider; a later call swaps what it holds."""
 
     def __init__(self) -> None:
-        self.held: tuple[SpanProcessor, ...] = ()
+        self.held: tuple[MonitoredSpanProcessor, ...] = ()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for processor in self.held:
@@ -151,7 +149,7 @@ class _LogSlot(LogRecordProcessor):
     """The one processor configure() adds to a logger provider; a later call swaps what it holds."""
 
     def __init__(self) -> None:
-        self.held: tuple[LogRecordProcessor, ...] = ()
+        self.held: tuple[MonitoredLogProcessor, ...] = ()
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         for processor in self.held:
@@ -175,8 +173,8 @@ class Telemetry:
     traces_exporters: tuple[str, ...]
     logs_exporters: tuple[str, ...]
     telemetry_file: Path | None
-    _span_processors: tuple[SpanProcessor, ...] = field(default=(), repr=False, compare=False)
-    _log_processors: tuple[LogRecordProcessor, ...] = field(default=(), repr=False, compare=False)
+    _span_processors: tuple[MonitoredSpanProcessor, ...] = field(default=(), repr=False, compare=False)
+    _log_processors: tuple[MonitoredLogProcessor, ...] = field(default=(), repr=False, compare=False)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Export everything buffered so far; ``False`` if that did not finish within ``timeout_millis``."""
@@ -422,8 +420,8 @@ def _warn_if_resource_ignored(provider: TracerProvider | LoggerProvider, explici
 def _install(
     resource: Resource,
     explicit_resource: Mapping[str, Any],
-    span_processors: tuple[SpanProcessor, ...],
-    log_processors: tuple[LogRecordProcessor, ...],
+    span_processors: tuple[MonitoredSpanProcessor, ...],
+    log_processors: tuple[MonitoredLogProcessor, ...],
 ) -> tuple[TracerProvider, LoggerProvider, list[_Processor]]:
     """Put the new processors in the providers' slots; return the providers and the processors replaced."""
     with _lock:
@@ -542,10 +540,10 @@ def configure(
         "file_path": file_path,
     }
     span_processors = tuple(
-        BatchSpanProcessor(_span_exporter(name, trace_protocol, **options)) for name in traces
+        span_processor(_span_exporter(name, trace_protocol, **options)) for name in traces
     )
     log_processors = tuple(
-        BatchLogRecordProcessor(_log_exporter(name, log_protocol, **options)) for name in logs
+        log_processor(_log_exporter(name, log_protocol, **options)) for name in logs
     )
     tracer_provider, logger_provider, replaced = _install(
         resource, explicit_resource, span_processors, log_processors

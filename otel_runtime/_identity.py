@@ -37,7 +37,9 @@ MAX_NAME_LENGTH: Final = 256
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,127}")
 _ID_KEYS: Final = frozenset({_keys.DEPLOYMENT_ID, _keys.FLOW_RUN_ID, _keys.TASK_RUN_ID})
 _CACHE_SIZE: Final = 1024
-_valid: dict[str, bool] = {}
+# Whether a received value passed, per kind: a string that is a fine name may not pass as an id.
+_valid_ids: dict[str, bool] = {}
+_valid_names: dict[str, bool] = {}
 
 
 def is_valid_id(value: object) -> bool:
@@ -55,12 +57,14 @@ def inbound(key: str, context: Context | None = None) -> str | None:
     value = baggage.get_baggage(key, context)
     if not isinstance(value, str):
         return None
-    known = _valid.get(value)
+    is_id = key in _ID_KEYS
+    cache = _valid_ids if is_id else _valid_names
+    known = cache.get(value)
     if known is None:
-        known = is_valid_id(value) if key in _ID_KEYS else is_valid_name(value)
-        if len(_valid) >= _CACHE_SIZE:
-            _valid.clear()
-        _valid[value] = known
+        known = is_valid_id(value) if is_id else is_valid_name(value)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[value] = known
     return value if known else None
 
 

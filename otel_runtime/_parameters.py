@@ -1,19 +1,18 @@
 """Run parameters as span attributes: a bounded ``repr``, secrets redacted.
 
-The ``repr`` is bounded in length (``MAX_REPR_LENGTH``) and in cost: containers are walked only a few
-levels deep and a few dozen items wide (``reprlib``), strings and bytes are cut before they are
-represented, so a 200 MB ``bytes`` or a ten-million-item list costs microseconds, not seconds. A value
-whose parameter name looks secret is replaced by ``[REDACTED]``, and so is a value under a secret-looking
-key of a mapping nested in a parameter (``config={"password": ...}``). Other objects are represented
-by their own ``repr`` (cut to the limit): a secret inside one (a dataclass field, say) is not found.
+The ``repr`` is bounded in length (``MAX_REPR_LENGTH``) and in cost: builtin containers are walked
+only a few levels deep, a few dozen items wide and no further than the limit, and strings and bytes
+are cut before they are represented, so a 200 MB ``bytes`` or a ten-million-item list costs
+microseconds, not seconds. A value whose parameter name looks secret is replaced by ``[REDACTED]``,
+and so is a value under a secret-looking key of a mapping nested in a parameter
+(``config={"password": ...}``), at any depth. Other objects are represented by their own ``repr``
+(cut to the limit): a secret inside one (a dataclass field, say) is not found.
 """
 
 from __future__ import annotations
 
 import re
-import reprlib
-from collections.abc import Mapping
-from itertools import islice
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = ["MAX_REPR_LENGTH", "REDACTED", "looks_secret", "parameter_attributes", "safe_repr"]
@@ -34,54 +33,98 @@ def looks_secret(name: str) -> bool:
 
 _MAX_ITEMS: Final = 24
 _MAX_LEVEL: Final = 4
+_Show = Callable[[Any, int, int], str]
+"""Represent a value within a depth (``level``) and about a number of characters (``budget``)."""
 
 
-class _BoundedRepr(reprlib.Repr):
-    """``reprlib`` limits, mappings in their own order with secret-looking keys redacted, bytes cut."""
+def _bounded(value: object, level: int, budget: int) -> str:
+    """``repr(value)``, giving up (``...``) once about ``budget`` characters are written.
 
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.maxlevel = _MAX_LEVEL
-        self.maxdict = self.maxlist = self.maxtuple = _MAX_ITEMS
-        self.maxset = self.maxfrozenset = self.maxdeque = self.maxarray = _MAX_ITEMS
-        self.maxstring = self.maxlong = self.maxother = limit
-
-    def repr1(self, x: Any, level: int) -> str:
-        if isinstance(x, Mapping):
-            return self._repr_mapping(x, level)
-        if isinstance(x, (bytes, bytearray)):
-            return self._repr_bytes(x)
-        return super().repr1(x, level)
-
-    def _repr_mapping(self, x: Mapping[Any, Any], level: int) -> str:
-        if not x:
-            body = ""
-        elif level <= 0:
-            body = "..."
-        else:
-            pieces = [
-                f"{self.repr1(key, level - 1)}: "
-                + (REDACTED if isinstance(key, str) and looks_secret(key) else self.repr1(value, level - 1))
-                for key, value in islice(x.items(), self.maxdict)
-            ]
-            if len(x) > self.maxdict:
-                pieces.append("...")
-            body = ", ".join(pieces)
-        return f"{{{body}}}" if type(x) is dict else f"{type(x).__qualname__}({{{body}}})"
-
-    def repr_instance(self, x: Any, level: int) -> str:
-        try:
-            text = repr(x)
-        except Exception:
-            return f"<unrepresentable {type(x).__qualname__}>"
-        return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
-
-    def _repr_bytes(self, x: bytes | bytearray) -> str:
-        text = repr(x[: self.maxstring])
-        return text[:-1] + "...'" if len(x) > self.maxstring and text.endswith("'") else text
+    Builtin containers are walked at most ``level`` deep and ``_MAX_ITEMS`` wide; a value under a
+    secret-looking string key of a mapping is redacted; strings and bytes are cut before their repr.
+    """
+    show = _BY_TYPE.get(type(value))
+    if show is not None:
+        return show(value, level, budget)
+    if isinstance(value, Mapping):
+        return _mapping(value, level, budget)
+    return _instance(value, level, budget)
 
 
-_reprs: dict[int, _BoundedRepr] = {}
+def _scalar(value: object, level: int, budget: int) -> str:
+    return repr(value)  # an int of more than 4300 digits raises ValueError: safe_repr says so
+
+
+def _text(value: str, level: int, budget: int) -> str:
+    return repr(value) if len(value) <= budget else repr(value[:budget])[:-1] + "..."
+
+
+def _data(value: bytes | bytearray, level: int, budget: int) -> str:
+    cut = repr(value[:budget])
+    return cut if len(value) <= budget else cut[:-1] + "..." + cut[-1]
+
+
+def _sequence(value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any], level: int, budget: int) -> str:
+    if not value:
+        return repr(value)
+    left, right = _BRACKETS[type(value)]
+    body = _items(value, level, budget, _bounded)
+    if type(value) is tuple and len(value) == 1 and body != "...":
+        body += ","
+    return left + body + right
+
+
+def _mapping(value: Mapping[Any, Any], level: int, budget: int) -> str:
+    body = _items(value.items(), level, budget, _pair)
+    return f"{{{body}}}" if type(value) is dict else f"{type(value).__qualname__}({{{body}}})"
+
+
+def _pair(pair: tuple[Any, Any], level: int, budget: int) -> str:
+    key, value = pair
+    shown = _bounded(key, level, budget)
+    if isinstance(key, str) and looks_secret(key):
+        return f"{shown}: {REDACTED}"
+    return f"{shown}: {_bounded(value, level, budget - len(shown))}"
+
+
+def _instance(value: object, level: int, budget: int) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__qualname__}>"
+    return text if len(text) <= budget else text[:budget] + "..."
+
+
+def _items(items: Any, level: int, budget: int, show: _Show) -> str:
+    """The first items of ``items``, comma separated, while they fit ``budget`` (then ``...``)."""
+    if level <= 0:
+        return "..." if items else ""
+    pieces: list[str] = []
+    used = 0
+    for index, item in enumerate(items):
+        if index == _MAX_ITEMS or used > budget:
+            pieces.append("...")
+            break
+        piece = show(item, level - 1, budget - used)
+        pieces.append(piece)
+        used += len(piece) + 2
+    return ", ".join(pieces)
+
+
+_BRACKETS: Final[dict[type, tuple[str, str]]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+}
+_BY_TYPE: Final[dict[type, _Show]] = {
+    **dict.fromkeys((int, float, bool, complex, type(None)), _scalar),
+    str: _text,
+    bytes: _data,
+    bytearray: _data,
+    **dict.fromkeys(_BRACKETS, _sequence),
+    dict: _mapping,
+}
 
 
 def safe_repr(value: object, limit: int = MAX_REPR_LENGTH) -> str:
@@ -89,11 +132,8 @@ def safe_repr(value: object, limit: int = MAX_REPR_LENGTH) -> str:
 
     Never raises, even for a broken ``__repr__``.
     """
-    bounded = _reprs.get(limit)
-    if bounded is None:
-        bounded = _reprs[limit] = _BoundedRepr(limit)
     try:
-        text = bounded.repr(value)
+        text = _bounded(value, _MAX_LEVEL, limit)
     except Exception:
         return f"<unrepresentable {type(value).__qualname__}>"
     if len(text) > limit:

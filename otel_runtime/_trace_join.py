@@ -24,7 +24,7 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, create_key, get_value, set_value
 from opentelemetry.trace import INVALID_SPAN, Link, SpanContext
 
-__all__ = ["UNTRUSTED_CALLER", "env_name", "read_env_carrier", "root_parent", "untrusted"]
+__all__ = ["UNTRUSTED_CALLER", "env_name", "is_header_text", "read_env_carrier", "root_parent", "untrusted"]
 
 UNTRUSTED_CALLER = create_key("otel_runtime.untrusted_caller")
 """Context key: the span context of a caller whose trace a root flow run must not join, only link to."""
@@ -39,13 +39,28 @@ def env_name(field: str) -> str:
     return _NOT_ALNUM.sub("_", field).upper()
 
 
+def is_header_text(value: object) -> bool:
+    """Whether ``value`` can be a header value: a string that encodes as UTF-8.
+
+    ``os.environ`` holds bytes that are not UTF-8 as lone surrogates, and the propagators raise on
+    those; such a value is dropped, never raised.
+    """
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_env_carrier(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The carrier held in ``environ`` (default ``os.environ``) for the global propagators' fields."""
     environ = os.environ if environ is None else environ
     carrier: dict[str, str] = {}
     for field in sorted(propagate.get_global_textmap().fields):
         value = environ.get(env_name(field))
-        if value:
+        if value and is_header_text(value):
             carrier[field] = value
     return carrier
 

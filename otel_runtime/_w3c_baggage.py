@@ -171,11 +171,12 @@ def decode_baggage(headers: Iterable[str], *, plus_as_space: bool = False) -> di
             member = raw_member.strip(" \t")
             if not member:
                 continue
+            member_bytes = len(member.encode("utf-8", "surrogatepass"))
             count += 1
-            size += len(member.encode()) + (1 if count > 1 else 0)
+            size += member_bytes + (1 if count > 1 else 0)
             if count > MAX_MEMBERS or size > MAX_HEADER_BYTES:
                 return entries
-            if len(member.encode()) > MAX_MEMBER_BYTES:
+            if member_bytes > MAX_MEMBER_BYTES:
                 continue
             pair = member.split(";", 1)[0]
             key, equals, value = pair.partition("=")

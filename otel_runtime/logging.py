@@ -93,18 +93,20 @@ def _drop_empty_run_fields(logger: WrappedLogger, method_name: str, event_dict: 
     return event_dict
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MULTILINE_KEYS = frozenset({"exception", "stack"})
+"""Rendered tracebacks and stacks: the only values whose newlines reach the console as newlines."""
 
 
 def _escape_controls(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Console only: write control characters (escape, carriage return, ...) as escapes in string values.
+    """Console only: write control characters (newline, escape, carriage return, ...) as escapes.
 
-    A message from anywhere (a library echoing a received header, say) must not drive the terminal or
-    overwrite the line. Newlines and tabs stay: multi-line messages and tracebacks are legitimate, and
-    the console renderer quotes other values that hold a newline.
+    A message from anywhere (a library echoing a received header, say) must not start a fake line,
+    drive the terminal or overwrite the line: one event is one console line. Tracebacks keep their
+    newlines.
     """
     for key, value in event_dict.items():
-        if isinstance(value, str) and not value.isprintable():
+        if isinstance(value, str) and key not in _MULTILINE_KEYS and not value.isprintable():
             event_dict[key] = _CONTROL.sub(lambda match: repr(match.group())[1:-1], value)
     return event_dict
 

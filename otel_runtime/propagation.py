@@ -45,7 +45,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 
 from otel_runtime import _keys
 from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
-from otel_runtime._trace_join import env_name, read_env_carrier, untrusted
+from otel_runtime._trace_join import env_name, is_header_text, read_env_carrier, untrusted
 from otel_runtime._w3c_baggage import BaggagePolicy, BaggagePropagator, get_policy, set_policy
 
 __all__ = [
@@ -89,11 +89,12 @@ def inject(carrier: MutableMapping[str, str] | None = None, context: Context | N
 
 
 def _as_mapping(carrier: Carrier) -> Mapping[str, str]:
+    """Header names lower-cased; values that cannot be header text (not UTF-8) dropped."""
     if isinstance(carrier, str):
-        return {_TRACEPARENT: carrier}
-    if all(key.islower() for key in carrier):
-        return carrier
-    return {key.lower(): value for key, value in carrier.items()}
+        carrier = {_TRACEPARENT: carrier}
+    return {
+        key.lower(): value for key, value in carrier.items() if isinstance(key, str) and is_header_text(value)
+    }
 
 
 def _outside_local_runs(context: Context) -> Context:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -494,3 +498,58 @@ def test_process_pool_task_runs_do_not_wait_for_a_collector_that_is_down(receive
     result, took = timed(fan_out)
     assert result == [2, 4, 6]
     assert took < 3.0, f"three task runs took {took:.2f}s with the collector down"
+
+
+CONFIGURED_SCRIPT = """
+import logging, sys, time
+logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+import otel_runtime
+from otel_runtime import configure, flow, task
+
+@task
+def step(value: int) -> int:
+    return value + 1
+
+@flow
+def job() -> int:
+    return step(1)
+
+configure(endpoint=sys.argv[1], protocol=sys.argv[2], logs_exporter="none")
+print([job() for _ in range(3)], flush=True)
+time.sleep(1.0)  # the first exports fail meanwhile
+print(otel_runtime.dropped(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_configured_program_with_its_collector_down_warns_once_and_says_what_it_dropped_at_exit(
+    protocol: str, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """End to end through configure(): a program whose collector is down prints its results at once,
+    logs one warning about the outage (no per-retry noise from the exporters), exits promptly with code 0,
+    and its last words say how many spans were dropped (all six)."""
+    receiver.stop(grace=0)
+    script = tmp_path / "down.py"
+    script.write_text(CONFIGURED_SCRIPT)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    environment |= {"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script), endpoint, "grpc" if protocol == "grpc" else "http/protobuf"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "[2, 2, 2]"
+    lines = result.stderr.splitlines()
+    warnings = [line for line in lines if " WARNING " in line or " ERROR " in line]
+    assert [line for line in warnings if line.startswith("opentelemetry")] == [], result.stderr
+    assert len([line for line in warnings if "could not export spans" in line]) == 1, result.stderr
+    (last_words,) = [line for line in warnings if "otel_runtime dropped" in line]
+    assert "dropped 6 of 6 spans" in last_words
+    assert took < 8, f"the program took {took:.1f}s to exit"

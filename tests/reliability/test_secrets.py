@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry import propagate
 
 from otel_runtime import _keys, configure, flow, propagation, task
-from otel_runtime._parameters import MAX_REPR_LENGTH, REDACTED
+from otel_runtime._parameters import MAX_REPR_LENGTH, REDACTED, safe_repr
 from otel_runtime._settings import settings as runtime_settings
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import CapturedSpans, capture_spans, use_logger_provider
@@ -152,6 +152,34 @@ def test_parameters_are_recorded_as_a_repr_bounded_in_length_and_in_cost(
     recorded = parameters_of(spans.find("task swallow"), _keys.TASK_RUN_PARAMETER_PREFIX)["value"]
     assert len(recorded) <= MAX_REPR_LENGTH
     assert took < 0.05, f"a task run with a large parameter took {took * 1000:.1f} ms"
+
+
+def nesting(value: Any) -> int:
+    if isinstance(value, (list, tuple)):
+        return 1 + max((nesting(item) for item in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((nesting(item) for item in value.values()), default=0)
+    return 0
+
+
+SMALL_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["a", "name", "rows", "x"]) | st.integers(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(value=SMALL_VALUES)
+def test_a_small_parameter_is_recorded_exactly_as_its_repr(value: Any) -> None:
+    """Within the limits (256 characters, 4 levels, 24 items) and without secret keys, the recorded value
+    is exactly ``repr(value)``: the bounded walk changes nothing a reader would notice."""
+    assume(len(repr(value)) <= MAX_REPR_LENGTH and nesting(value) <= 4)
+    assert safe_repr(value) == repr(value)
 
 
 class Unrepresentable:
