@@ -28,6 +28,7 @@ __all__ = [
     "environment_deployment",
     "remote_deployment",
     "resolve_deployment",
+    "run_tags",
     "tags",
 ]
 
@@ -81,6 +82,12 @@ def active_tags(context: Context | None = None) -> tuple[str, ...]:
     """Tags added by enclosing ``with tags(...)`` blocks."""
     value = get_value(TAGS, context)
     return value if isinstance(value, tuple) else ()
+
+
+def run_tags(own: tuple[str, ...], context: Context) -> tuple[str, ...]:
+    """A run's tags: its decorator's, then those of enclosing ``with tags(...)`` blocks, each once."""
+    active = active_tags(context)
+    return tuple(dict.fromkeys((*own, *active))) if active else own
 
 
 @functools.cache

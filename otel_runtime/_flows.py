@@ -11,7 +11,7 @@ from opentelemetry.context import Context, get_current, get_value
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from otel_runtime import _keys, _names
-from otel_runtime._deployments import active_tags, resolve_deployment
+from otel_runtime._deployments import resolve_deployment, run_tags
 from otel_runtime._guard import warn_once
 from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, is_valid_name, with_flow_run
 from otel_runtime._models import Deployment, FlowRun, new_run_id
@@ -85,7 +85,7 @@ class Flow(Runnable[P, R], Generic[P, R]):
         )
         self.flow_run_name = flow_run_name
         self.version = version
-        self.tags = tuple(tags)
+        self.tags = tuple(dict.fromkeys(tags))
         self.task_runner = task_runner if task_runner is not None else ThreadPoolTaskRunner()
         self._span_name = _keys.FLOW_SPAN_PREFIX + self.name
 
@@ -119,14 +119,13 @@ class Flow(Runnable[P, R], Generic[P, R]):
             parent_id = inbound(_keys.FLOW_RUN_ID, parent)
             root_id = parent_id or run_id
             parent_deployment = inbound(_keys.DEPLOYMENT_ID, parent) if parent_id else None
-        active = active_tags(parent)
         record = FlowRun(
             id=run_id,
             name=self._run_name(parameters),
             flow_name=self.name,
             flow_version=self.version,
             parameters=MappingProxyType(parameters),
-            tags=tuple(dict.fromkeys((*self.tags, *active))) if active or len(self.tags) > 1 else self.tags,
+            tags=run_tags(self.tags, parent),
             deployment=deployment,
             parent_flow_run_id=parent_id,
             parent_deployment_id=parent_deployment,

@@ -13,7 +13,7 @@ from opentelemetry.context import get_current
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from otel_runtime import _keys, _names
-from otel_runtime._deployments import active_tags, remote_deployment
+from otel_runtime._deployments import remote_deployment, run_tags
 from otel_runtime._flows import deployment_attributes
 from otel_runtime._futures import TaskRunFuture, resolve_futures
 from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
@@ -67,7 +67,7 @@ class Task(Runnable[P, R], Generic[P, R]):
             record_parameters=record_parameters,
         )
         self.task_run_name = task_run_name
-        self.tags = tuple(tags)
+        self.tags = tuple(dict.fromkeys(tags))
         self._span_name = _keys.TASK_SPAN_PREFIX + self.name
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -105,14 +105,13 @@ class Task(Runnable[P, R], Generic[P, R]):
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
             deployment = remote_deployment(parent)
         run_id = run_id or new_run_id()
-        active = active_tags(parent)
         record = TaskRun(
             id=run_id,
             name=self._run_name(parameters, run_id),
             task_name=self.name,
             parameters=MappingProxyType(parameters),
             # 0 or 1 tags of its own and none active: nothing to merge or deduplicate
-            tags=tuple(dict.fromkeys((*self.tags, *active))) if active or len(self.tags) > 1 else self.tags,
+            tags=run_tags(self.tags, parent),
             flow_run_id=flow_run_id,
         )
         attributes: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 
 import pytest
 from opentelemetry import baggage, trace
@@ -317,7 +318,7 @@ def test_async_cancellation_ends_the_span_and_reraises(spans: CapturedSpans) -> 
 
 
 def test_same_task_called_1000_times_gives_1000_distinct_runs(spans: CapturedSpans) -> None:
-    """A flow that calls one task 1,000 times records 1,000 task spans with distinct run ids."""
+    """A flow that calls one task 1,000 times records 1,000 task spans with distinct UUID4 run ids."""
 
     @flow
     def many() -> int:
@@ -326,7 +327,9 @@ def test_same_task_called_1000_times_gives_1000_distinct_runs(spans: CapturedSpa
     assert many() == 2 * sum(range(1000))
     task_spans = spans.named("task double")
     assert len(task_spans) == 1000
-    assert len({span.attributes[_keys.TASK_RUN_ID] for span in task_spans if span.attributes}) == 1000
+    run_ids = {str(span.attributes[_keys.TASK_RUN_ID]) for span in task_spans if span.attributes}
+    assert len(run_ids) == 1000
+    assert {uuid.UUID(run_id).version for run_id in run_ids} == {4}
 
 
 def test_task_tags_merge_with_tags_context(spans: CapturedSpans) -> None:
