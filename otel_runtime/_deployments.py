@@ -60,9 +60,10 @@ def deployment(
     Without ``id``, the id is a stable UUID5 derived from the name. Raises ``ValueError`` for a name
     or id that could not travel in baggage.
     """
-    token = otel_context.attach(set_value(DEPLOYMENT, _new_deployment(name, id, version, parameters)))
+    active = _new_deployment(name, id, version, parameters)
+    token = otel_context.attach(set_value(DEPLOYMENT, active))
     try:
-        yield get_value(DEPLOYMENT)  # type: ignore[misc]
+        yield active
     finally:
         otel_context.detach(token)
 
