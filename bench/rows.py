@@ -39,7 +39,7 @@ from bench._workloads import (
     task_shape,
 )
 from otel_runtime import runtime
-from otel_runtime._models import FlowRun, TaskRun
+from otel_runtime._core.models import FlowRun, TaskRun
 from otel_runtime.context import FlowRunContext, TaskRunContext
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import use_tracer_provider

@@ -16,12 +16,12 @@ follows the work across threads, asyncio, processes and HTTP::
 """
 
 from otel_runtime import runtime
-from otel_runtime._configure import Telemetry, configure
-from otel_runtime._deployments import deployment, tags
-from otel_runtime._export_health import Dropped, dropped
-from otel_runtime._flows import Flow, flow
-from otel_runtime._futures import TaskRunFuture
-from otel_runtime._tasks import Task, task, unmapped
+from otel_runtime._core.deployments import deployment, tags
+from otel_runtime._engine.flows import Flow, flow
+from otel_runtime._engine.futures import TaskRunFuture
+from otel_runtime._engine.tasks import Task, task, unmapped
+from otel_runtime._sdk.configure import Telemetry, configure
+from otel_runtime._sdk.export_health import Dropped, dropped
 
 __all__ = [
     "Dropped",

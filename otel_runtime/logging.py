@@ -34,10 +34,10 @@ from opentelemetry._logs import LoggerProvider
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from otel_runtime import _keys
-from otel_runtime._guard import warn_once
-from otel_runtime._log_export import OTelLogHandler, is_otel_handler
-from otel_runtime._run_fields import EMPTY_FIELDS, run_fields
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._surface.log_export import OTelLogHandler, is_otel_handler
+from otel_runtime._surface.run_fields import EMPTY_FIELDS, run_fields
 from otel_runtime.context import get_run_context
 
 __all__ = ["OTelLogHandler", "add_run_context", "configure_logging", "get_run_logger", "instrument_logging"]

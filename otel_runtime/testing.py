@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from otel_runtime._receiver import OtlpReceiver
+from otel_runtime._tools.receiver import OtlpReceiver
 
 __all__ = ["CapturedSpans", "OtlpReceiver", "capture_spans", "use_logger_provider", "use_tracer_provider"]
 

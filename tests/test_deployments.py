@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from otel_runtime import _keys, deployment, flow, runtime, task
+from otel_runtime import deployment, flow, runtime, task
+from otel_runtime._base import keys as _keys
 from otel_runtime.testing import CapturedSpans
 
 

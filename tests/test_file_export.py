@@ -19,12 +19,12 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult, SimpleLogRecor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
-from otel_runtime._file_export import (
+from otel_runtime._sdk.file_export import (
     DEFAULT_TELEMETRY_PATH,
     JsonLinesLogExporter,
     JsonLinesSpanExporter,
 )
-from otel_runtime._otlp_json import iter_logs, iter_spans, read_records
+from otel_runtime._sdk.otlp_json import iter_logs, iter_spans, read_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ WRITER = textwrap.dedent(
     import sys, threading, time
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
-    from otel_runtime._file_export import JsonLinesSpanExporter
+    from otel_runtime._sdk.file_export import JsonLinesSpanExporter
 
     directory, writer, threads, batches, rounds, max_bytes, start_at = sys.argv[1:]
     paths = [f"{directory}/round{r}.jsonl" for r in range(int(rounds))]
@@ -273,7 +273,7 @@ FORKER = textwrap.dedent(
     import os, signal, sys, threading
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
-    from otel_runtime._file_export import JsonLinesSpanExporter
+    from otel_runtime._sdk.file_export import JsonLinesSpanExporter
 
     exporter = JsonLinesSpanExporter(sys.argv[1])
     tracer = TracerProvider().get_tracer("fork")

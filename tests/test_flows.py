@@ -12,7 +12,8 @@ from opentelemetry.semconv.attributes.code_attributes import CODE_FUNCTION_NAME,
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_runtime import _keys, flow, runtime, tags, task
+from otel_runtime import flow, runtime, tags, task
+from otel_runtime._base import keys as _keys
 from otel_runtime.testing import CapturedSpans
 
 

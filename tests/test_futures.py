@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from otel_runtime import _keys, flow, runtime, tags, task, unmapped
+from otel_runtime import flow, runtime, tags, task, unmapped
+from otel_runtime._base import keys as _keys
 from otel_runtime.task_runners import ThreadPoolTaskRunner
 from otel_runtime.testing import CapturedSpans
 

@@ -8,7 +8,8 @@ import threading
 import pytest
 from opentelemetry import baggage
 
-from otel_runtime import _keys, deployment, flow, runtime, task
+from otel_runtime import deployment, flow, runtime, task
+from otel_runtime._base import keys as _keys
 
 
 @task

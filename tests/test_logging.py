@@ -27,9 +27,10 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.semconv.attributes import exception_attributes
 from structlog.testing import LogCapture, capture_logs
 
-from otel_runtime import _keys, deployment, flow, runtime, task
-from otel_runtime._file_export import JsonLinesLogExporter
-from otel_runtime._otlp_json import iter_logs, read_records
+from otel_runtime import deployment, flow, runtime, task
+from otel_runtime._base import keys as _keys
+from otel_runtime._sdk.file_export import JsonLinesLogExporter
+from otel_runtime._sdk.otlp_json import iter_logs, read_records
 from otel_runtime.context import MissingContextError
 from otel_runtime.logging import (
     OTelLogHandler,

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_runtime._otlp_json import (
+from otel_runtime._sdk.otlp_json import (
     decode_any_value,
     encode_logs,
     encode_spans,

@@ -29,8 +29,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_runtime._otlp_json import encode_spans
-from otel_runtime._receiver import OtlpReceiver
+from otel_runtime._sdk.otlp_json import encode_spans
+from otel_runtime._tools.receiver import OtlpReceiver
 
 Protocol = Literal["grpc", "http"]
 PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http")

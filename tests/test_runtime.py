@@ -11,7 +11,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from otel_runtime import deployment, flow, runtime, task
-from otel_runtime._keys import (
+from otel_runtime._base.keys import (
     DEPLOYMENT_ID,
     DEPLOYMENT_NAME,
     FLOW_NAME,

@@ -4,7 +4,7 @@ These tests read the files and start nothing: the stack itself needs Docker. The
 Collector pipelines are wired, that ports and host names agree between docker-compose.yml and the
 configs, that every data source a dashboard or cross-link uses is provisioned, and that every attribute,
 label or log field a query uses is one otel_runtime emits. The names we emit come from
-``otel_runtime._keys``; the few names below that are not ours come from OpenTelemetry, the Collector's
+``otel_runtime._base.keys``; the few names below that are not ours come from OpenTelemetry, the Collector's
 span-metrics connector or Loki, and say so.
 """
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _keys_from_file() -> ModuleType:
-    """Load ``otel_runtime/_keys.py`` by path (it imports nothing outside the standard library)."""
+    """Load ``otel_runtime/_base/keys.py`` by path (it imports nothing outside the standard library)."""
     spec = importlib.util.spec_from_file_location("_otel_runtime_keys", ROOT / "otel_runtime" / "_keys.py")
     assert spec is not None
     assert spec.loader is not None
@@ -37,7 +37,7 @@ def _keys_from_file() -> ModuleType:
 
 
 try:
-    from otel_runtime import _keys
+    from otel_runtime._base import keys as _keys
 except ImportError:  # the package may need dependencies this environment lacks; the key module does not
     _keys = _keys_from_file()
 
@@ -49,7 +49,7 @@ DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 COLLECTOR_SERVICE = "otel-collector"
 GRAFANA_SERVICE = "grafana"
 
-# Names we emit, all from otel_runtime._keys.
+# Names we emit, all from otel_runtime._base.keys.
 SPAN_ATTRIBUTES = frozenset(_keys.SPAN_ATTRIBUTES)
 LOG_FIELDS = frozenset(_keys.LOG_FIELDS)
 RUN_TYPES = frozenset({_keys.RUN_TYPE_FLOW, _keys.RUN_TYPE_TASK})

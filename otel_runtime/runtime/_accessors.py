@@ -12,12 +12,12 @@ from typing import Any, Final
 
 from opentelemetry import trace
 
-from otel_runtime import _keys
-from otel_runtime._deployments import remote_deployment
-from otel_runtime._environ import live_reader
-from otel_runtime._identity import inbound
-from otel_runtime._models import Deployment
-from otel_runtime.context import FlowRunContext, TaskRunContext
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.environ import live_reader
+from otel_runtime._core.deployments import remote_deployment
+from otel_runtime._core.identity import inbound
+from otel_runtime._core.models import Deployment
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime.environment_variables import OTEL_RUNTIME_UI_URL
 
 __all__ = ["DEPLOYMENT", "FLOW_RUN", "TASK_RUN"]

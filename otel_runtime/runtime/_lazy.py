@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
-from otel_runtime._environ import live_reader
+from otel_runtime._base.environ import live_reader
 from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX
 
 __all__ = ["cast_override", "lazy_module"]

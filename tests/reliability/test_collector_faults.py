@@ -27,14 +27,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_runtime import flow, task
-from otel_runtime._export_health import (
+from otel_runtime._sdk.export_health import (
     MonitoredLogProcessor,
     MonitoredSpanProcessor,
     dropped,
     log_processor,
     span_processor,
 )
-from otel_runtime._log_export import OTelLogHandler
+from otel_runtime._surface.log_export import OTelLogHandler
 from otel_runtime.task_runners import ProcessPoolTaskRunner
 from otel_runtime.testing import OtlpReceiver, use_tracer_provider
 

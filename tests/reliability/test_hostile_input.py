@@ -39,8 +39,9 @@ from opentelemetry.semconv.attributes.code_attributes import (
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
-from otel_runtime import _keys, flow, propagation, runtime, task
-from otel_runtime._identity import is_valid_id, is_valid_name
+from otel_runtime import flow, propagation, runtime, task
+from otel_runtime._base import keys as _keys
+from otel_runtime._core.identity import is_valid_id, is_valid_name
 from otel_runtime.logging import add_run_context, configure_logging
 from otel_runtime.testing import capture_spans
 

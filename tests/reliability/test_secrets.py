@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry import propagate
 
-from otel_runtime import _keys, configure, flow, propagation, task
-from otel_runtime._parameters import MAX_REPR_LENGTH, REDACTED, safe_repr
-from otel_runtime._settings import settings as runtime_settings
+from otel_runtime import configure, flow, propagation, task
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.settings import settings as runtime_settings
+from otel_runtime._core.parameters import MAX_REPR_LENGTH, REDACTED, safe_repr
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import CapturedSpans, capture_spans, use_logger_provider
 

@@ -20,9 +20,9 @@ from opentelemetry.semconv.attributes.code_attributes import (
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otel_runtime import _keys
-from otel_runtime._guard import warn_once
-from otel_runtime._prints import capture_prints
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._engine.prints import capture_prints
 
 __all__ = ["RunScope", "Runnable", "exception_text"]
 

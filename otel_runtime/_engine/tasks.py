@@ -12,18 +12,19 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from opentelemetry.context import get_current
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from otel_runtime import _keys, _names
-from otel_runtime._deployments import remote_deployment, run_tags
-from otel_runtime._flows import deployment_attributes
-from otel_runtime._futures import TaskRunFuture, resolve_futures
-from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
-from otel_runtime._models import TaskRun, new_run_id
-from otel_runtime._parameters import parameter_attributes
-from otel_runtime._runs import Runnable, RunScope, _Shape
-from otel_runtime._settings import settings
-from otel_runtime._tracing import tracer
-from otel_runtime.context import FlowRunContext, TaskRunContext
-from otel_runtime.task_runners import TaskRunner, ThreadPoolTaskRunner
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.settings import settings
+from otel_runtime._core import names as _names
+from otel_runtime._core.deployments import remote_deployment, run_tags
+from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
+from otel_runtime._core.models import TaskRun, new_run_id
+from otel_runtime._core.parameters import parameter_attributes
+from otel_runtime._core.tracing import tracer
+from otel_runtime._engine.flows import deployment_attributes
+from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.runs import Runnable, RunScope, _Shape
+from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 __all__ = ["Task", "task", "unmapped"]
 

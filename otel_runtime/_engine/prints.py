@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from otel_runtime.context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime.logging import get_run_logger
 
 __all__ = ["capture_prints"]

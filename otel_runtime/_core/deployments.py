@@ -12,10 +12,17 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context, get_value, set_value
 
-from otel_runtime import _keys
-from otel_runtime._guard import warn_once
-from otel_runtime._identity import DEPLOYMENT, FLOW_RUN_CONTEXT, TAGS, inbound, is_valid_id, is_valid_name
-from otel_runtime._models import Deployment, deployment_id_for
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._core.identity import (
+    DEPLOYMENT,
+    FLOW_RUN_CONTEXT,
+    TAGS,
+    inbound,
+    is_valid_id,
+    is_valid_name,
+)
+from otel_runtime._core.models import Deployment, deployment_id_for
 from otel_runtime.environment_variables import (
     OTEL_RUNTIME_DEPLOYMENT_ID,
     OTEL_RUNTIME_DEPLOYMENT_NAME,

@@ -45,15 +45,15 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
-from otel_runtime._export_health import (
+from otel_runtime._base.guard import warn_once
+from otel_runtime._base.settings import settings
+from otel_runtime._sdk.export_health import (
     MonitoredLogProcessor,
     MonitoredSpanProcessor,
     log_processor,
     span_processor,
 )
-from otel_runtime._file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExporter, JsonLinesSpanExporter
-from otel_runtime._guard import warn_once
-from otel_runtime._settings import settings
+from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExporter, JsonLinesSpanExporter
 from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
 from otel_runtime.logging import instrument_logging
 from otel_runtime.propagation import install_baggage_propagator

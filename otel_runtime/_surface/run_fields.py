@@ -15,9 +15,9 @@ from typing import Final
 from opentelemetry import trace
 from opentelemetry.context import Context, get_current
 
-from otel_runtime import _keys
-from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound
-from otel_runtime.context import FlowRunContext, TaskRunContext
+from otel_runtime._base import keys as _keys
+from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 
 __all__ = ["EMPTY_FIELDS", "RunFields", "printable", "run_fields"]
 

@@ -28,8 +28,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_runtime._guard import warn_once
-from otel_runtime._otlp_json import encode_logs, encode_spans
+from otel_runtime._base.guard import warn_once
+from otel_runtime._sdk.otlp_json import encode_logs, encode_spans
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -30,13 +30,13 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util._once import Once
 
-from otel_runtime._deployments import active_tags
-from otel_runtime._guard import warn_once
-from otel_runtime._identity import TAGS
-from otel_runtime._w3c_baggage import BaggagePolicy, BaggagePropagator
+from otel_runtime._base.guard import warn_once
+from otel_runtime._core.deployments import active_tags
+from otel_runtime._core.identity import TAGS
+from otel_runtime._core.w3c_baggage import BaggagePolicy, BaggagePropagator
 
 if TYPE_CHECKING:
-    from otel_runtime._tasks import Task
+    from otel_runtime._engine.tasks import Task
 
 __all__ = ["RemoteCall", "configure_from_environment", "prepare_worker", "run_task"]
 
@@ -64,7 +64,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def configure_from_environment() -> None:
     """The default worker set-up: ``otel_runtime.configure()`` from the inherited ``OTEL_*`` variables."""
-    from otel_runtime._configure import configure
+    from otel_runtime._sdk.configure import configure
 
     configure()
 

@@ -14,7 +14,7 @@ from typing import Final
 from opentelemetry import baggage
 from opentelemetry.context import Context, create_key, get_value, set_value
 
-from otel_runtime import _keys
+from otel_runtime._base import keys as _keys
 
 __all__ = [
     "DEPLOYMENT",

@@ -33,8 +33,8 @@ from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
 
-from otel_runtime import _keys
-from otel_runtime._guard import warn_once
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
 from otel_runtime.environment_variables import OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS
 
 __all__ = [

@@ -10,18 +10,25 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from opentelemetry.context import Context, get_current, get_value
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from otel_runtime import _keys, _names
-from otel_runtime._deployments import resolve_deployment, run_tags
-from otel_runtime._guard import warn_once
-from otel_runtime._identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, is_valid_name, with_flow_run
-from otel_runtime._models import Deployment, FlowRun, new_run_id
-from otel_runtime._parameters import parameter_attributes
-from otel_runtime._runs import Runnable, RunScope
-from otel_runtime._settings import settings
-from otel_runtime._trace_join import root_parent
-from otel_runtime._tracing import tracer
-from otel_runtime.context import FlowRunContext, TaskRunContext
-from otel_runtime.task_runners import TaskRunner, ThreadPoolTaskRunner
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._base.settings import settings
+from otel_runtime._core import names as _names
+from otel_runtime._core.deployments import resolve_deployment, run_tags
+from otel_runtime._core.identity import (
+    FLOW_RUN_CONTEXT,
+    TASK_RUN_CONTEXT,
+    inbound,
+    is_valid_name,
+    with_flow_run,
+)
+from otel_runtime._core.models import Deployment, FlowRun, new_run_id
+from otel_runtime._core.parameters import parameter_attributes
+from otel_runtime._core.trace_join import root_parent
+from otel_runtime._core.tracing import tracer
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.runs import Runnable, RunScope
+from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 __all__ = ["Flow", "deployment_attributes", "flow"]
 

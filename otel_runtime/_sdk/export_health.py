@@ -41,7 +41,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_runtime._guard import internal_logger
+from otel_runtime._base.guard import internal_logger
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_MILLIS",

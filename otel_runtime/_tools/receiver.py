@@ -50,7 +50,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from otel_runtime._otlp_json import (
+from otel_runtime._sdk.otlp_json import (
     FlatLog,
     FlatSpan,
     from_otlp_json,

@@ -45,8 +45,11 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from otel_runtime import _keys
-from otel_runtime._configure import (
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._core.deployments import deployment
+from otel_runtime._engine.flows import Flow
+from otel_runtime._sdk.configure import (
     Telemetry,
     check_endpoint,
     configure,
@@ -55,12 +58,9 @@ from otel_runtime._configure import (
     otlp_span_exporter,
     resolve_protocol,
 )
-from otel_runtime._deployments import deployment
-from otel_runtime._file_export import DEFAULT_TELEMETRY_PATH
-from otel_runtime._flows import Flow
-from otel_runtime._guard import warn_once
-from otel_runtime._otlp_json import iter_spans, read_records
-from otel_runtime._tree import RunInfo, Style, build_forest, find_flow_runs, render
+from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
+from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._tools.tree import RunInfo, Style, build_forest, find_flow_runs, render
 from otel_runtime.environment_variables import OTEL_RUNTIME_TELEMETRY_FILE
 
 __all__ = ["CliError", "main"]
@@ -71,7 +71,7 @@ _DEFAULT_LAST: Final = 10
 _CHECK_SPAN_NAME: Final = "otel-runtime check"
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
-_PACKAGE_DIR: Final = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
 
 
 class CliError(Exception):
@@ -180,7 +180,7 @@ def _print_user_traceback(error: BaseException) -> None:
 
 def _demo(_: argparse.Namespace) -> int:
     """Run the demo flow as a run of the deployment ``demo``, and say where its telemetry went."""
-    from otel_runtime._demo import demo_etl
+    from otel_runtime._tools.demo import demo_etl
 
     telemetry = _configure()
     _start_progress(telemetry, _style())
@@ -760,6 +760,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROGRAM} {arguments.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Layer 2: run identity on the OpenTelemetry context (OpenTelemetry API only)."""

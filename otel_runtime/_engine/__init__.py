@@ -1,0 +1,1 @@
+"""Layer 3: the run engine: flows, tasks, futures, task runners."""

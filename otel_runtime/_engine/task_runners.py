@@ -1,0 +1,301 @@
+"""Task runners: where submitted task runs execute (re-exported by ``otel_runtime.task_runners``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import importlib.util
+import multiprocessing
+import pickle
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING, Any, Final
+
+from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
+from otel_runtime._engine.remote import (
+    RemoteCall,
+    WorkerSetup,
+    configure_from_environment,
+    prepare_worker,
+    run_task,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from otel_runtime._engine.tasks import Task
+
+__all__ = ["DaskTaskRunner", "ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner"]
+
+class TaskRunner(ABC):
+    """Runs submitted task runs and returns a ``concurrent.futures.Future`` for each."""
+
+    @abstractmethod
+    def duplicate(self) -> Self:
+        """A fresh, unstarted runner with the same settings, for one flow run."""
+
+    @abstractmethod
+    def submit(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str
+    ) -> concurrent.futures.Future[Any]:
+        """Start the task run ``task_run_id`` of ``task(*args, **kwargs)`` in the current context."""
+
+    @abstractmethod
+    def shutdown(self, wait: bool = True) -> None:
+        """Wait for the submitted task runs (unless ``wait=False``, which cancels pending ones) and stop."""
+
+
+class ThreadPoolTaskRunner(TaskRunner):
+    """Runs task runs in a thread pool (the default). Each carries the context of its ``submit`` call."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
+
+    def duplicate(self) -> Self:
+        return type(self)(self.max_workers)
+
+    def submit(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str
+    ) -> concurrent.futures.Future[Any]:
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        self.max_workers, thread_name_prefix="otel_runtime-task"
+                    )
+                executor = self._executor
+        return executor.submit(contextvars.copy_context().run, task.run_submitted, args, kwargs, task_run_id)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _has_futures(value: Any) -> bool:
+    if isinstance(value, TaskRunFuture):
+        return True
+    if isinstance(value, (list, tuple, set)):
+        return any(_has_futures(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_futures(item) for item in value.values())
+    return False
+
+
+class _OutOfProcessTaskRunner(TaskRunner):
+    """What the process-pool and Dask runners share: the submit-time capture and upstream futures."""
+
+    def __init__(self, configure_worker: WorkerSetup | None) -> None:
+        self.configure_worker = configure_worker
+        self._lock = threading.Lock()
+        self._waiting: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def submit(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str
+    ) -> concurrent.futures.Future[Any]:
+        pickle.dumps(task)  # a task that cannot reach a worker fails here, in the caller
+        call = RemoteCall(task, args, kwargs, task_run_id, self.configure_worker)
+        if not _has_futures((args, kwargs)):
+            return self._start(call)
+        with self._lock:
+            if self._waiting is None:
+                self._waiting = concurrent.futures.ThreadPoolExecutor(
+                    thread_name_prefix="otel_runtime-upstream"
+                )
+            waiting = self._waiting
+        return waiting.submit(self._start_when_resolved, call)
+
+    def _start_when_resolved(self, call: RemoteCall) -> Any:
+        """Wait for the upstream futures in ``call``'s arguments, then run it; its result."""
+        return self._start(call.resolved(resolve_futures(call.args), resolve_futures(call.kwargs))).result()
+
+    @abstractmethod
+    def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
+        """Send ``call`` to a worker; a future of its result."""
+
+    @abstractmethod
+    def _stop(self, wait: bool) -> None:
+        """Wait for (or cancel) what was sent, and release the workers."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.shutdown(wait=wait, cancel_futures=not wait)
+        self._stop(wait)
+
+
+class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
+    """Runs task runs in worker processes, each a task run there with its own span, exported there.
+
+    ``mp_context`` is a ``multiprocessing`` context or a start method name (``"spawn"``, ``"fork"``,
+    ``"forkserver"``); default: the platform's. ``configure_worker`` runs once in each worker to set up
+    its telemetry (default: ``otel_runtime.configure()`` from the inherited environment; a module-level
+    function or ``functools.partial`` of one; ``None`` leaves the worker as it is).
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: BaseContext | str | None = None,
+        *,
+        configure_worker: WorkerSetup | None = configure_from_environment,
+    ) -> None:
+        super().__init__(configure_worker)
+        self.max_workers = max_workers
+        self.mp_context = mp_context
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"ProcessPoolTaskRunner(max_workers={self.max_workers}, mp_context={self.mp_context!r})"
+
+    def duplicate(self) -> Self:
+        return type(self)(self.max_workers, self.mp_context, configure_worker=self.configure_worker)
+
+    def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
+        with self._lock:
+            if self._executor is None:
+                context = self.mp_context
+                if isinstance(context, str):
+                    context = multiprocessing.get_context(context)
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    self.max_workers,
+                    mp_context=context,
+                    initializer=prepare_worker,
+                    initargs=(self.configure_worker,),
+                )
+            executor = self._executor
+        return executor.submit(run_task, call)
+
+    def _stop(self, wait: bool) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+_DASK_EXTRA: Final = "DaskTaskRunner needs dask.distributed: pip install 'otel-runtime[dask]'"
+_LOCAL_CLUSTER_DEFAULTS: Final[Mapping[str, Any]] = {
+    "processes": True,
+    "threads_per_worker": 1,
+    "host": "127.0.0.1",
+    "dashboard_address": None,
+    # No dashboard; the scheduler's health/metrics HTTP server takes a free port on loopback instead
+    # of 8787, which a second cluster would find taken.
+    "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+}
+
+
+class DaskTaskRunner(_OutOfProcessTaskRunner):
+    """Runs task runs on a ``dask.distributed`` cluster; each is a task run on its worker, exported there.
+
+    Give an existing ``cluster`` object or a scheduler ``address``; with neither, each flow run starts
+    its own ``LocalCluster`` of worker processes on 127.0.0.1 without a dashboard (``cluster_kwargs``
+    override that) and closes it at the end. Sharing one cluster across flow runs is much faster.
+    ``configure_worker`` runs once in each worker process, as for :class:`ProcessPoolTaskRunner`.
+    """
+
+    def __init__(
+        self,
+        cluster: Any = None,
+        address: str | None = None,
+        *,
+        cluster_kwargs: Mapping[str, Any] | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        configure_worker: WorkerSetup | None = configure_from_environment,
+    ) -> None:
+        if importlib.util.find_spec("distributed") is None:
+            raise ImportError(_DASK_EXTRA)
+        if cluster is not None and address is not None:
+            raise ValueError("give DaskTaskRunner a cluster or an address, not both")
+        super().__init__(configure_worker)
+        self.cluster = cluster
+        self.address = address
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.client_kwargs = dict(client_kwargs or {})
+        self._client: Any = None
+        self._owned_cluster: Any = None
+        self._sent: dict[concurrent.futures.Future[Any], Any] = {}
+
+    def __repr__(self) -> str:
+        where = f"address={self.address!r}" if self.address else f"cluster={self.cluster!r}"
+        return f"DaskTaskRunner({where})"
+
+    def duplicate(self) -> Self:
+        return type(self)(
+            self.cluster,
+            self.address,
+            cluster_kwargs=self.cluster_kwargs,
+            client_kwargs=self.client_kwargs,
+            configure_worker=self.configure_worker,
+        )
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    distributed: Any = importlib.import_module("distributed")
+                except ImportError as error:  # pragma: no cover - checked in __init__
+                    raise ImportError(_DASK_EXTRA) from error
+                options = {"set_as_default": False, **self.client_kwargs}
+                if self.address is not None:
+                    self._client = distributed.Client(self.address, **options)
+                elif self.cluster is not None:
+                    self._client = distributed.Client(self.cluster, **options)
+                else:
+                    self._owned_cluster = distributed.LocalCluster(
+                        **{**_LOCAL_CLUSTER_DEFAULTS, **self.cluster_kwargs}
+                    )
+                    self._client = distributed.Client(self._owned_cluster, **options)
+            return self._client
+
+    def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
+        client = self._connect()
+        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        result.set_running_or_notify_cancel()
+        sent = client.submit(run_task, call, pure=False, key=f"{call.task.name}-{call.task_run_id}")
+        with self._lock:
+            self._sent[result] = sent  # the Dask future must live until it is done
+        sent.add_done_callback(lambda done: self._settle(result, done))
+        return result
+
+    def _settle(self, result: concurrent.futures.Future[Any], sent: Any) -> None:
+        """Copy the outcome of the Dask future ``sent`` into ``result`` (on a Dask callback thread)."""
+        try:
+            if sent.status == "finished":
+                result.set_result(sent.result())
+            elif sent.status == "cancelled":
+                result.set_exception(concurrent.futures.CancelledError(f"Dask cancelled {sent.key}"))
+            else:
+                error = sent.exception()
+                result.set_exception(error if isinstance(error, BaseException) else RuntimeError(repr(error)))
+        except BaseException as error:
+            if not result.done():
+                result.set_exception(error)
+        finally:
+            with self._lock:
+                self._sent.pop(result, None)
+
+    def _stop(self, wait: bool) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            cluster, self._owned_cluster = self._owned_cluster, None
+            sent = dict(self._sent)
+        if wait:
+            concurrent.futures.wait(list(sent))
+        else:
+            for dask_future in sent.values():
+                dask_future.cancel()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,1 @@
+"""Layer 5: SDK wiring: configure, exporters, export health, the local telemetry file."""

@@ -1,0 +1,1 @@
+"""Layer 6: tools: the test receiver, the trace tree, the demo."""
