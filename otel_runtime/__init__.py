@@ -20,8 +20,7 @@ from otel_runtime._core.deployments import deployment, tags
 from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.futures import TaskRunFuture
 from otel_runtime._engine.tasks import Task, task, unmapped
-from otel_runtime._sdk.configure import Telemetry, configure
-from otel_runtime._sdk.export_health import Dropped, dropped
+from otel_runtime._sdk import Dropped, Telemetry, configure, dropped
 
 __all__ = [
     "Dropped",

@@ -17,7 +17,7 @@ import pytest
 from opentelemetry import _logs
 
 from otel_runtime import Telemetry, configure, flow, task
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime.testing import CapturedSpans, OtlpReceiver, use_logger_provider, use_tracer_provider
 
 Configure = Callable[..., Telemetry]
