@@ -7,7 +7,7 @@ receiver reads such lines back, and an OTLP/HTTP endpoint accepts each one as an
 ``application/json`` request body.
 
 Encoding goes through OpenTelemetry's own protobuf encoders, so the file holds exactly what the OTLP
-exporters would send. Reading the lines back into plain dicts is ``otel_runtime._tools.otlp_read``.
+exporters would send. Reading the lines back into plain dicts is the tools' job (``_tools/otlp_read.py``).
 
 >>> line = encode_spans(finished_spans)               # doctest: +SKIP
 """

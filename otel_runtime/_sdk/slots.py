@@ -52,7 +52,8 @@ class Slot(Generic[_ProcessorT]):
 
 
 # A tracer provider takes a SpanProcessor and a logger provider a LogRecordProcessor (different base
-# classes with different hooks), so each signal keeps a slot class that forwards its one hook.
+# classes with different hooks), so each signal keeps a slot class that adds itself to its provider and
+# forwards its one hook; the rest is the generic Slot above.
 class SpanSlot(Slot[MonitoredSpanProcessor], SpanProcessor):
     """The slot of a tracer provider."""
 

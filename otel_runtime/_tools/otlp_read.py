@@ -111,68 +111,72 @@ def iter_resources(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield decode_attributes(resource_data.get("resource", {}).get("attributes"))
 
 
+def _scoped(
+    record: Mapping[str, Any], resources_key: str, scopes_key: str, items_key: str
+) -> Iterator[tuple[dict[str, Any], str, Mapping[str, Any]]]:
+    """Each span or log record of ``record`` with its resource's attributes and its scope's name."""
+    for resource_data in record.get(resources_key, ()):
+        resource = decode_attributes(resource_data.get("resource", {}).get("attributes"))
+        for scope_data in resource_data.get(scopes_key, ()):
+            scope = str(scope_data.get("scope", {}).get("name", ""))
+            for item in scope_data.get(items_key, ()):
+                yield resource, scope, item
+
+
 def iter_spans(record: Mapping[str, Any]) -> Iterator[FlatSpan]:
     """The spans of one OTLP/JSON ``TracesData`` object, flattened."""
-    for resource_spans in record.get("resourceSpans", ()):
-        resource = decode_attributes(resource_spans.get("resource", {}).get("attributes"))
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            scope = str(scope_spans.get("scope", {}).get("name", ""))
-            for span in scope_spans.get("spans", ()):
-                status = span.get("status", {})
-                yield FlatSpan(
-                    trace_id=_hex_id(span.get("traceId")) or "",
-                    span_id=_hex_id(span.get("spanId")) or "",
-                    parent_span_id=_hex_id(span.get("parentSpanId")),
-                    name=str(span.get("name", "")),
-                    kind=int(span.get("kind", 0)),
-                    start_ns=int(span.get("startTimeUnixNano", 0)),
-                    end_ns=int(span.get("endTimeUnixNano", 0)),
-                    status_code=int(status.get("code", 0)),
-                    status_message=str(status.get("message", "")),
-                    attributes=decode_attributes(span.get("attributes")),
-                    events=[
-                        FlatEvent(
-                            name=str(event.get("name", "")),
-                            time_ns=int(event.get("timeUnixNano", 0)),
-                            attributes=decode_attributes(event.get("attributes")),
-                        )
-                        for event in span.get("events", ())
-                    ],
-                    links=[
-                        FlatLink(
-                            trace_id=_hex_id(link.get("traceId")) or "",
-                            span_id=_hex_id(link.get("spanId")) or "",
-                            attributes=decode_attributes(link.get("attributes")),
-                        )
-                        for link in span.get("links", ())
-                    ],
-                    resource=resource,
-                    scope=scope,
+    for resource, scope, span in _scoped(record, "resourceSpans", "scopeSpans", "spans"):
+        status = span.get("status", {})
+        yield FlatSpan(
+            trace_id=_hex_id(span.get("traceId")) or "",
+            span_id=_hex_id(span.get("spanId")) or "",
+            parent_span_id=_hex_id(span.get("parentSpanId")),
+            name=str(span.get("name", "")),
+            kind=int(span.get("kind", 0)),
+            start_ns=int(span.get("startTimeUnixNano", 0)),
+            end_ns=int(span.get("endTimeUnixNano", 0)),
+            status_code=int(status.get("code", 0)),
+            status_message=str(status.get("message", "")),
+            attributes=decode_attributes(span.get("attributes")),
+            events=[
+                FlatEvent(
+                    name=str(event.get("name", "")),
+                    time_ns=int(event.get("timeUnixNano", 0)),
+                    attributes=decode_attributes(event.get("attributes")),
                 )
+                for event in span.get("events", ())
+            ],
+            links=[
+                FlatLink(
+                    trace_id=_hex_id(link.get("traceId")) or "",
+                    span_id=_hex_id(link.get("spanId")) or "",
+                    attributes=decode_attributes(link.get("attributes")),
+                )
+                for link in span.get("links", ())
+            ],
+            resource=resource,
+            scope=scope,
+        )
 
 
 def iter_logs(record: Mapping[str, Any]) -> Iterator[FlatLog]:
     """The log records of one OTLP/JSON ``LogsData`` object, flattened."""
-    for resource_logs in record.get("resourceLogs", ()):
-        resource = decode_attributes(resource_logs.get("resource", {}).get("attributes"))
-        for scope_logs in resource_logs.get("scopeLogs", ()):
-            scope = str(scope_logs.get("scope", {}).get("name", ""))
-            for log in scope_logs.get("logRecords", ()):
-                observed_ns = int(log.get("observedTimeUnixNano", 0))
-                yield FlatLog(
-                    # The log data model: when a record has no event time, use its observed time.
-                    time_ns=int(log.get("timeUnixNano", 0)) or observed_ns,
-                    observed_time_ns=observed_ns,
-                    severity_number=int(log.get("severityNumber", 0)),
-                    severity_text=str(log.get("severityText", "")),
-                    body=decode_any_value(log.get("body", {})),
-                    attributes=decode_attributes(log.get("attributes")),
-                    event_name=str(log.get("eventName", "")),
-                    trace_id=_hex_id(log.get("traceId")),
-                    span_id=_hex_id(log.get("spanId")),
-                    resource=resource,
-                    scope=scope,
-                )
+    for resource, scope, log in _scoped(record, "resourceLogs", "scopeLogs", "logRecords"):
+        observed_ns = int(log.get("observedTimeUnixNano", 0))
+        yield FlatLog(
+            # The log data model: when a record has no event time, use its observed time.
+            time_ns=int(log.get("timeUnixNano", 0)) or observed_ns,
+            observed_time_ns=observed_ns,
+            severity_number=int(log.get("severityNumber", 0)),
+            severity_text=str(log.get("severityText", "")),
+            body=decode_any_value(log.get("body", {})),
+            attributes=decode_attributes(log.get("attributes")),
+            event_name=str(log.get("eventName", "")),
+            trace_id=_hex_id(log.get("traceId")),
+            span_id=_hex_id(log.get("spanId")),
+            resource=resource,
+            scope=scope,
+        )
 
 
 def decode_attributes(key_values: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
