@@ -18,7 +18,8 @@ _TIMED_IMPORT = (
 def _import_ns(module: str) -> int:
     """Nanoseconds ``import module`` takes in a new interpreter (its own start-up not counted)."""
     code = _TIMED_IMPORT.format(module=module)
-    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout)
 
 
 def import_row(rounds: int) -> Row:
