@@ -193,3 +193,6 @@ def configure(
         log_processors,
     )
     return _latest
+
+
+Telemetry.__module__ = "otel_runtime"

@@ -50,3 +50,5 @@ def _reset_totals_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_totals_in_child)
+
+Dropped.__module__ = "otel_runtime"
