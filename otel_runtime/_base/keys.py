@@ -34,6 +34,7 @@ __all__ = [
     "RETRY_DELAY_SECONDS",
     "RETRY_EVENT",
     "RETRY_FAILED_ATTEMPT",
+    "RUN_LOGGER_NAME",
     "RUN_TYPE",
     "RUN_TYPE_FLOW",
     "RUN_TYPE_TASK",
@@ -128,3 +129,6 @@ RETRY_DELAY_SECONDS: Final = "otel_runtime.retry.delay_seconds"
 """Attribute of the ``retry`` event: seconds until the next attempt starts."""
 RETRY_FAILED_ATTEMPT: Final = "otel_runtime.retry.failed_attempt"
 """Attribute of the ``retry`` event: the run count of the attempt that failed."""
+
+RUN_LOGGER_NAME: Final = "otel_runtime.run"
+"""The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""

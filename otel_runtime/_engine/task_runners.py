@@ -17,7 +17,7 @@ from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
 from otel_runtime._engine.remote import (
     RemoteCall,
     WorkerSetup,
-    configure_from_environment,
+    default_worker_setup,
     prepare_worker,
     run_task,
 )
@@ -148,7 +148,7 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
         max_workers: int | None = None,
         mp_context: BaseContext | str | None = None,
         *,
-        configure_worker: WorkerSetup | None = configure_from_environment,
+        configure_worker: WorkerSetup | None = default_worker_setup,
     ) -> None:
         super().__init__(configure_worker)
         self.max_workers = max_workers
@@ -211,7 +211,7 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
         *,
         cluster_kwargs: Mapping[str, Any] | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
-        configure_worker: WorkerSetup | None = configure_from_environment,
+        configure_worker: WorkerSetup | None = default_worker_setup,
     ) -> None:
         if importlib.util.find_spec("distributed") is None:
             raise ImportError(_DASK_EXTRA)
@@ -299,3 +299,7 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+for _public in (TaskRunner, ThreadPoolTaskRunner, ProcessPoolTaskRunner, DaskTaskRunner):
+    _public.__module__ = "otel_runtime.task_runners"

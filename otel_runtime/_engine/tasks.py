@@ -15,12 +15,11 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings
 from otel_runtime._core import names as _names
-from otel_runtime._core.deployments import remote_deployment, run_tags
+from otel_runtime._core.deployments import deployment_attributes, remote_deployment, run_tags
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
 from otel_runtime._core.models import TaskRun, new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.tracing import tracer
-from otel_runtime._engine.flows import deployment_attributes
 from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.runs import Runnable, RunScope, _Shape
@@ -253,3 +252,6 @@ def task(
         )
 
     return decorate if __fn is None else decorate(__fn)
+
+
+Task.__module__ = unmapped.__module__ = "otel_runtime"
