@@ -5,12 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import importlib.util
-import multiprocessing
 import pickle
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
@@ -23,6 +21,8 @@ from otel_runtime._engine.remote import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from typing_extensions import Self
 
     from otel_runtime._engine.tasks import Task
@@ -166,6 +166,8 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
             if self._executor is None:
                 context = self.mp_context
                 if isinstance(context, str):
+                    import multiprocessing  # a process pool only; `import otel_runtime` stays light
+
                     context = multiprocessing.get_context(context)
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     self.max_workers,

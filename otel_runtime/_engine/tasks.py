@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -148,6 +147,8 @@ class Task(Runnable[P, R], Generic[P, R]):
         args = resolve_futures(args)
         kwargs = resolve_futures(kwargs)
         if self._shape is _Shape.ASYNC:
+            import asyncio  # a worker running an async task; `import otel_runtime` stays light
+
             return asyncio.run(self._run_async(args, kwargs, task_run_id))
         if self._shape is _Shape.SYNC:
             return self._run_sync(args, kwargs, task_run_id)
