@@ -41,6 +41,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
+from opentelemetry.sdk.metrics import MeterProvider  # run metrics
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -54,6 +55,13 @@ from otel_runtime._sdk.export_health import (
     span_processor,
 )
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExporter, JsonLinesSpanExporter
+from otel_runtime._sdk.metrics_setup import (  # run metrics
+    Metrics,
+    metric_exporter_names,
+    setup_metrics,
+    stop_metrics,
+)
+from otel_runtime._sdk.run_watch import RunWatch, unwatch_runs, watch_runs  # run events and metrics
 from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
 from otel_runtime.logging import instrument_logging
 from otel_runtime.propagation import install_baggage_propagator
@@ -175,15 +183,26 @@ class Telemetry:
     telemetry_file: Path | None
     _span_processors: tuple[MonitoredSpanProcessor, ...] = field(default=(), repr=False, compare=False)
     _log_processors: tuple[MonitoredLogProcessor, ...] = field(default=(), repr=False, compare=False)
+    # -- run events and run metrics: the meter provider and the run processors of this call --------
+    metrics_exporters: tuple[str, ...] = ()
+    _metrics: Metrics = field(default_factory=lambda: Metrics(None), repr=False, compare=False)
+    _runs: RunWatch = field(default_factory=RunWatch, repr=False, compare=False)
+
+    @property
+    def meter_provider(self) -> MeterProvider | None:
+        """The SDK ``MeterProvider`` the run metrics go to; ``None`` when metrics are off."""
+        return self._metrics.meter_provider
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Export everything buffered so far; ``False`` if that did not finish within ``timeout_millis``."""
         providers = [p for p in (self.tracer_provider, self.logger_provider) if p is not None]
-        if not providers:
+        if not providers and self._metrics.meter_provider is None:
             return True
 
         def flush() -> bool:
-            return all([provider.force_flush(int(timeout_millis)) for provider in providers])  # noqa: C419
+            self._runs.force_flush()  # run metrics queued on the runs' path, recorded now
+            flushed = [provider.force_flush(int(timeout_millis)) for provider in providers]
+            return all([*flushed, self._metrics.force_flush(timeout_millis)])
 
         return _call_within(flush, timeout_millis, "otel-runtime-flush")
 
@@ -202,7 +221,9 @@ class Telemetry:
             if log_slot is not None:
                 log_slot.held = tuple(p for p in log_slot.held if p not in self._log_processors)
         deadline = time.monotonic() + timeout_millis / 1000
+        self._runs.stop()
         _shutdown_within((*self._span_processors, *self._log_processors), deadline)
+        self._metrics.shutdown(max((deadline - time.monotonic()) * 1000, _MIN_PROCESSOR_SHUTDOWN_MILLIS))
 
 
 _lock = threading.Lock()
@@ -473,6 +494,7 @@ def configure(
     headers: Mapping[str, str] | None = None,
     traces_exporter: str | None = None,
     logs_exporter: str | None = None,
+    metrics_exporter: str | None = None,
     export_timeout: float | None = None,
     telemetry_file: str | os.PathLike[str] | None = None,
     record_parameters: bool | None = None,
@@ -493,6 +515,9 @@ def configure(
     - ``traces_exporter`` / ``logs_exporter``: ``OTEL_TRACES_EXPORTER`` / ``OTEL_LOGS_EXPORTER``, a comma
       list of ``otlp``, ``console``, ``file`` and ``none``; default ``otlp`` when an endpoint is set,
       else ``file``;
+    - ``metrics_exporter``: ``OTEL_METRICS_EXPORTER``, a comma list of ``otlp``, ``prometheus``, ``none``
+      or an SDK exporter entry point such as ``console``; default ``otlp`` when an endpoint is set, else
+      ``none``. ``OTEL_RUNTIME_PROMETHEUS_ADDRESS`` adds a Prometheus endpoint (see ``_sdk.metrics_setup``);
     - ``export_timeout``: seconds each OTLP export may take (else ``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]
       TIMEOUT``, in seconds as the Python exporters read it, default 10), and the bound on the shutdown
       at process exit (else ``OTEL_EXPORTER_OTLP_TIMEOUT``, default 5);
@@ -517,6 +542,7 @@ def configure(
     environment_timeout = _timeout_from_environment()
     traces = _exporter_names("traces", traces_exporter, endpoint)
     logs = _exporter_names("logs", logs_exporter, endpoint)
+    metric_names = metric_exporter_names(metrics_exporter, endpoint)  # run metrics: checked up front
     trace_protocol = resolve_protocol("traces", protocol) if "otlp" in traces else "grpc"
     log_protocol = resolve_protocol("logs", protocol) if "otlp" in logs else "grpc"
     settings.record_parameters = record_parameters
@@ -524,6 +550,8 @@ def configure(
     _exit_timeout_s = export_timeout or environment_timeout or DEFAULT_SHUTDOWN_TIMEOUT_S
     global _latest  # noqa: PLW0603 - what the latest call set up, for the command line
     if disabled:
+        unwatch_runs(trace.get_tracer_provider())  # run events and run metrics
+        stop_metrics(_exit_timeout_s)
         _shutdown_within(_uninstall(), time.monotonic() + _exit_timeout_s)
         _latest = Telemetry(None, None, (), (), None)
         return _latest
@@ -552,6 +580,13 @@ def configure(
     if logs:
         instrument_logging(logger_provider)
     _shutdown_within(replaced, time.monotonic() + _exit_timeout_s)
+    # -- run events and run metrics (watching runs while they run): one block, nothing else here ----
+    run_metrics = setup_metrics(
+        resource, metric_names, endpoint=endpoint, protocol=protocol, headers=headers,
+        timeout=export_timeout, exit_timeout_s=_exit_timeout_s,
+    )  # fmt: skip
+    runs = watch_runs(tracer_provider, logger_provider if logs else None, run_metrics.meter_provider)
+    # -----------------------------------------------------------------------------------------------
     uses_file = "file" in traces or "file" in logs
     _latest = Telemetry(
         tracer_provider,
@@ -561,5 +596,8 @@ def configure(
         file_path if uses_file else None,
         span_processors,
         log_processors,
+        run_metrics.exporters,
+        run_metrics,
+        runs,
     )
     return _latest
