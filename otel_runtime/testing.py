@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from opentelemetry import _logs, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import _internal as _logs_internal
+from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -27,10 +28,18 @@ from opentelemetry.util._once import Once
 
 from otel_runtime._tools.receiver import OtlpReceiver
 
-__all__ = ["CapturedSpans", "OtlpReceiver", "capture_spans", "use_logger_provider", "use_tracer_provider"]
+__all__ = [
+    "CapturedSpans",
+    "OtlpReceiver",
+    "capture_spans",
+    "use_logger_provider",
+    "use_meter_provider",
+    "use_tracer_provider",
+]
 
 _TracerProviderT = TypeVar("_TracerProviderT", bound="trace.TracerProvider | None")
 _LoggerProviderT = TypeVar("_LoggerProviderT", bound="_logs.LoggerProvider | None")
+_MeterProviderT = TypeVar("_MeterProviderT", bound="metrics.MeterProvider | None")
 
 
 class CapturedSpans:
@@ -107,6 +116,27 @@ def use_logger_provider(provider: _LoggerProviderT) -> Iterator[_LoggerProviderT
     finally:
         _logs_internal._LOGGER_PROVIDER = previous_provider
         _logs_internal._LOGGER_PROVIDER_SET_ONCE = previous_once
+
+
+@contextmanager
+def use_meter_provider(provider: _MeterProviderT) -> Iterator[_MeterProviderT]:
+    """Make ``provider`` the global meter provider inside the block, then restore the previous one.
+
+    The metrics counterpart of :func:`use_tracer_provider`; ``None`` leaves none set, so the first
+    ``set_meter_provider()`` (or ``otel_runtime.configure()`` with metrics on) in the block installs its own.
+    """
+    previous_provider = _metrics_internal._METER_PROVIDER
+    previous_once = _metrics_internal._METER_PROVIDER_SET_ONCE
+    _metrics_internal._METER_PROVIDER_SET_ONCE = Once()
+    if provider is None:
+        _metrics_internal._METER_PROVIDER = None
+    else:
+        metrics.set_meter_provider(provider)
+    try:
+        yield provider
+    finally:
+        _metrics_internal._METER_PROVIDER = previous_provider
+        _metrics_internal._METER_PROVIDER_SET_ONCE = previous_once
 
 
 @contextmanager

@@ -25,6 +25,7 @@ import atexit
 import importlib.metadata
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,6 +46,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, Perio
 from opentelemetry.sdk.resources import Resource
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._sdk.metric_export import ReportedMetricExporter, quiet_second_shutdown
 from otel_runtime.environment_variables import OTEL_RUNTIME_PROMETHEUS_ADDRESS
 
 __all__ = [
@@ -139,9 +141,11 @@ def _otlp_exporter(
     return HTTPMetricExporter(**options)
 
 
-def _periodic(exporter: MetricExporter) -> MetricReader:
+def _periodic(exporter: MetricExporter, target: str) -> MetricReader:
     interval = None if _env(OTEL_METRIC_EXPORT_INTERVAL) else DEFAULT_EXPORT_INTERVAL_MILLIS
-    return PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
+    return PeriodicExportingMetricReader(
+        ReportedMetricExporter(exporter, target), export_interval_millis=interval
+    )
 
 
 @dataclass(slots=True)
@@ -163,18 +167,23 @@ class Metrics:
             return bool(self.meter_provider.force_flush(timeout_millis))
         return all([reader.force_flush(timeout_millis) for reader in self._readers])  # noqa: C419 - flush all
 
-    def shutdown(self, timeout_millis: float = 5_000) -> None:
+    def shutdown(self, timeout_millis: float = 5_000, *, wait: bool = True) -> threading.Thread | None:
         """Export a last time and take this call's readers off the provider, in about ``timeout_millis``."""
         readers, self._readers = self._readers, ()
         closers, self._closers = self._closers, ()
         provider = self.meter_provider
         if provider is None or not (readers or closers):
-            return
+            return None
+
+        deadline = time.monotonic() + timeout_millis / 1000
 
         def stop() -> None:
             try:
                 for reader in readers:
-                    provider.remove_metric_reader(reader)  # shuts the reader down: a last export
+                    # A last export while still registered, within the bound; removing shuts it down again.
+                    reader.shutdown(timeout_millis=max((deadline - time.monotonic()) * 1000, 100))
+                    with quiet_second_shutdown():
+                        provider.remove_metric_reader(reader)
                 for close in closers:
                     close()
             except Exception:
@@ -182,7 +191,9 @@ class Metrics:
 
         thread = threading.Thread(target=stop, name="otel-runtime-metrics-shutdown", daemon=True)
         thread.start()
-        thread.join(max(timeout_millis, 0) / 1000)
+        if wait:
+            thread.join(max(timeout_millis, 0) / 1000)
+        return thread
 
 
 _lock = threading.Lock()
@@ -220,9 +231,10 @@ def _reader(
     timeout: float | None,
 ) -> MetricReader:
     if name == "otlp":
-        return _periodic(_otlp_exporter(protocol, endpoint, headers, timeout))
+        target = endpoint or _env(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) or _env(OTEL_EXPORTER_OTLP_ENDPOINT)
+        return _periodic(_otlp_exporter(protocol, endpoint, headers, timeout), target or "the OTLP endpoint")
     made = _entry_point(name)()
-    return made if isinstance(made, MetricReader) else _periodic(made)
+    return made if isinstance(made, MetricReader) else _periodic(made, name)
 
 
 def _our_provider(resource: Resource) -> MeterProvider:
@@ -252,7 +264,7 @@ def setup_metrics(
     _exit_timeout_s = exit_timeout_s
     installed = metrics.get_meter_provider()
     if isinstance(installed, MeterProvider) and installed not in _providers.values():
-        if _env(OTEL_METRICS_EXPORTER) or names:
+        if names:
             warn_once(
                 "metrics-provider-kept",
                 "otel_runtime.configure(): the MeterProvider installed before keeps its own readers; "
@@ -279,8 +291,8 @@ def setup_metrics(
             provider.add_metric_reader(reader)
     finally:
         _current = Metrics(provider, names, address, tuple(readers), tuple(closers))
-    atexit.unregister(_shutdown_at_exit)
-    atexit.register(_shutdown_at_exit)
+    atexit.unregister(_start_shutdown_at_exit)
+    atexit.register(_start_shutdown_at_exit)
     return _current
 
 
@@ -293,5 +305,25 @@ def stop_metrics(timeout_s: float | None = None) -> None:
         current.shutdown((timeout_s if timeout_s is not None else _exit_timeout_s) * 1000)
 
 
-def _shutdown_at_exit() -> None:
-    stop_metrics()
+# At exit the readers stop beside the span and log exporters, not after them, so that exit stays
+# within one exit timeout: the start hook is registered after configure()'s own (atexit runs hooks
+# last-in first-out) and the join hook, registered at import, before it.
+_exit_stop: list[tuple[threading.Thread, float]] = []
+
+
+def _start_shutdown_at_exit() -> None:
+    global _current
+    with _lock:
+        current, _current = _current, None
+    if current is not None:
+        thread = current.shutdown(_exit_timeout_s * 1000, wait=False)
+        if thread is not None:
+            _exit_stop.append((thread, time.monotonic() + _exit_timeout_s))
+
+
+def _join_shutdown_at_exit() -> None:
+    for thread, deadline in _exit_stop:
+        thread.join(max(deadline - time.monotonic(), 0))
+
+
+atexit.register(_join_shutdown_at_exit)
