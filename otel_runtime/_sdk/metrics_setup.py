@@ -181,7 +181,8 @@ class Metrics:
             try:
                 for reader in readers:
                     # A last export while still registered, within the bound; removing shuts it down again.
-                    reader.shutdown(timeout_millis=max((deadline - time.monotonic()) * 1000, 100))
+                    if isinstance(reader, PeriodicExportingMetricReader):
+                        reader.shutdown(timeout_millis=max((deadline - time.monotonic()) * 1000, 100))
                     with quiet_second_shutdown():
                         provider.remove_metric_reader(reader)
                 for close in closers:
