@@ -67,7 +67,9 @@ def test_a_running_flow_shows_with_its_elapsed_time_then_with_its_state(telemetr
     assert "✓ flow watched · watched-run · COMPLETED in" in follower.render(PLAIN)[1]
 
 
-def test_only_complete_lines_are_read_and_a_rotation_loses_nothing(tmp_path: Path, telemetry: Telemetry) -> None:
+def test_only_complete_lines_are_read_and_a_rotation_loses_nothing(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
     """A half-written line waits for its end; lines written before a rotation to .1 are still read."""
     path = tmp_path / "copy.jsonl"
     assert telemetry.telemetry_file is not None
@@ -129,7 +131,9 @@ def test_a_flow_killed_mid_run_shows_as_running_then_lost(tmp_path: Path) -> Non
     assert follower.poll() == []  # said once
 
 
-def test_a_run_of_a_process_on_another_host_is_not_declared_lost(tmp_path: Path, telemetry: Telemetry) -> None:
+def test_a_run_of_a_process_on_another_host_is_not_declared_lost(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
     """Only processes of this host can be checked: a run started elsewhere stays running."""
     assert telemetry.telemetry_file is not None
     follower = Follower(telemetry.telemetry_file, host="another-host", alive=lambda pid: False)

@@ -68,13 +68,18 @@ def test_start_and_end_events_carry_the_run_spans_trace_and_span_ids(
         assert set(attributes) <= set(_keys.RUN_EVENT_ATTRIBUTES)
 
 
-def test_events_carry_the_run_fields_the_logs_carry(events: InMemoryLogRecordExporter, spans: CapturedSpans) -> None:
+def test_events_carry_the_run_fields_the_logs_carry(
+    events: InMemoryLogRecordExporter, spans: CapturedSpans
+) -> None:
     """The task's events name its flow run (from baggage), its deployment, task and parent span."""
     with deployment("nightly"):
         etl("monday")
     flow_span = spans.find("flow etl")
-    start = next(r for r in records(events) if r.event_name == _keys.RUN_START_EVENT and r.attributes[
-        _keys.RUN_TYPE] == "task")
+    start = next(
+        r
+        for r in records(events)
+        if r.event_name == _keys.RUN_START_EVENT and r.attributes[_keys.RUN_TYPE] == "task"
+    )
     attributes = dict(start.attributes)
     assert attributes[_keys.LOG_DEPLOYMENT_NAME] == "nightly"
     assert attributes[_keys.LOG_FLOW_RUN_NAME] == "etl-monday"
@@ -114,7 +119,10 @@ def test_the_end_event_says_state_and_duration_and_a_failure_is_an_error(
     end = records(events)[-1]
     assert end.event_name == _keys.RUN_END_EVENT
     assert end.severity_text == "ERROR"
-    assert (end.attributes[_keys.RUN_STATE_TYPE], end.attributes[_keys.RUN_STATE_NAME]) == ("FAILED", "Failed")
+    assert (end.attributes[_keys.RUN_STATE_TYPE], end.attributes[_keys.RUN_STATE_NAME]) == (
+        "FAILED",
+        "Failed",
+    )
     assert 0 <= end.attributes[_keys.RUN_DURATION_S] < 5
     assert "Failed" in str(end.body)
 

@@ -145,7 +145,8 @@ def _is_our_span_attribute(name: str) -> bool:
 
 def _metric_labels() -> set[str]:
     """Every label a run-metric series can carry in Prometheus."""
-    return {_prometheus_name(name) for name in _keys.METRIC_ATTRIBUTES} | PROMETHEUS_BUILTIN_LABELS | {BUCKET_LABEL}
+    ours = {_prometheus_name(name) for name in _keys.METRIC_ATTRIBUTES}
+    return ours | PROMETHEUS_BUILTIN_LABELS | {BUCKET_LABEL}
 
 
 def _loki_stream_labels() -> set[str]:
@@ -482,7 +483,7 @@ def test_run_metric_attributes_are_flow_task_deployment_and_state():
 
 
 def test_run_metric_attributes_hold_no_per_run_value():
-    """No metric attribute is a run id, run name or other per-run attribute: each value would be a new series."""
+    """No metric attribute is a run id, run name or other per-run attribute (each value: a new series)."""
     per_run = [name for name in _keys.METRIC_ATTRIBUTES if name.split(".", 1)[0] in PER_RUN_SCOPES]
     assert not per_run, f"per-run attributes explode metric cardinality: {per_run}"
 
@@ -492,7 +493,8 @@ def test_metrics_go_from_otlp_to_prometheus_with_exemplars_and_no_span_metrics_c
     OpenMetrics (exemplars: trace ids on the duration buckets); Prometheus stores exemplars; and there
     is no span-metrics connector (the run metrics replace it, see the README)."""
     config = _collector()
-    (metrics,) = [p for name, p in config["service"]["pipelines"].items() if _component_type(name) == "metrics"]
+    pipelines = config["service"]["pipelines"].items()
+    (metrics,) = [p for name, p in pipelines if _component_type(name) == "metrics"]
     assert metrics["receivers"] == ["otlp"]
     exporter_types = {_component_type(name): cfg for name, cfg in config["exporters"].items()}
     assert [_component_type(name) for name in metrics["exporters"]] == ["prometheus"]
@@ -523,12 +525,14 @@ def test_run_type_filters_select_one_run_type():
     dashboards cover both."""
     kinds = set()
     for query in _dashboard_queries():
-        if query.language != "promql" or "label_values" in query.text and "task_name" not in query.text:
+        if query.language != "promql" or ("label_values" in query.text and "task_name" not in query.text):
             continue
         matches = _RUN_TYPE_MATCHER.findall(query.text)
         assert matches, f"{query.where}: the run type is not filtered"
         for operator, value in matches:
-            found = {kind for kind in RUN_TYPES if (re.fullmatch(value, kind) if operator == "=~" else value == kind)}
+            found = {
+                kind for kind in RUN_TYPES if (re.fullmatch(value, kind) if operator == "=~" else value == kind)
+            }
             assert len(found) == 1, f"{query.where}: {value!r} matches {sorted(found) or 'nothing'}"
             kinds |= found
     assert kinds == RUN_TYPES, f"dashboards only cover {sorted(kinds)} runs"

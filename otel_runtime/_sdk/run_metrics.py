@@ -14,23 +14,24 @@ recorded in the context of the run's span, so with the SDK's default ``trace_bas
 each carries exemplars with the trace id of a run.
 
 Cost: the SDK spends about 8 µs on each synchronous measurement, a third of a task run. So a run's own
-path only counts (a dict entry under a lock) and queues its end; the queue is recorded into the SDK's
-instruments when a reader collects (the active-runs callback drains it first, so a collection sees
-every run that ended before it), or by the run that finds it full. Exemplars then carry the time of
-that recording rather than the run's end.
+path only notes its span (a dict entry at the start, a queue entry at the end); the queue is recorded
+into the SDK's instruments when a reader collects (the active-runs callback drains it first, so a
+collection sees every run that ended before it), or by the run that finds it full: one histogram
+measurement per run, one counter add per kind of run and state. Active runs are counted at collection
+from the runs started and not ended. Exemplars then carry the time of that recording rather
+than the run's end.
 """
 
 from __future__ import annotations
 
 import collections
-import threading
 from collections.abc import Iterable
 from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 from opentelemetry.util.types import Attributes
 
 from otel_runtime._base import keys as _keys
@@ -49,7 +50,7 @@ DURATION_BUCKETS_S: Final = (
 _MAX_QUEUED: Final = 4096
 """Ended runs queued before the run that ends next records them itself (bounds memory without a reader)."""
 
-_Ended = tuple[float, RunKey, tuple[str, str], SpanContext]
+_Open = tuple[str, ReadableSpan, "Context | None"]  # run type, span, the context it started in
 
 
 class RunMetrics(SpanProcessor):
@@ -68,10 +69,9 @@ class RunMetrics(SpanProcessor):
             unit="{run}",
             description="Flow runs and task runs ended, by final state",
         )
-        self._lock = threading.Lock()
-        self._active: dict[RunKey, int] = {}
-        self._open: dict[int, RunKey] = {}  # span id -> key, from start to end
-        self._ended: collections.deque[_Ended] = collections.deque()
+        self._open: dict[int, _Open] = {}  # span id -> the run, from start to end
+        self._ended: collections.deque[_Open] = collections.deque()
+        self._seen: set[RunKey] = set()  # every kind of run observed: reported (as 0) once none runs
         self._attributes: dict[tuple[RunKey, tuple[str, str] | None], Attributes] = {}
         meter.create_observable_up_down_counter(
             _keys.METRIC_RUNS_ACTIVE,
@@ -84,12 +84,8 @@ class RunMetrics(SpanProcessor):
         try:
             attributes = span.attributes
             run_type = attributes.get(_keys.RUN_TYPE) if attributes else None
-            if not isinstance(run_type, str):
-                return
-            key = run_key(run_type, attributes or {}, parent_context)
-            with self._lock:
-                self._active[key] = self._active.get(key, 0) + 1
-            self._open[span.context.span_id] = key
+            if isinstance(run_type, str):
+                self._open[span.context.span_id] = (run_type, span, parent_context)
         except Exception:
             warn_once("run-metrics", "otel_runtime could not count a run in the run metrics", exc_info=True)
 
@@ -99,13 +95,9 @@ class RunMetrics(SpanProcessor):
             run_type = attributes.get(_keys.RUN_TYPE) if attributes else None
             if not isinstance(run_type, str) or span.context is None:
                 return
-            key = self._open.pop(span.context.span_id, None)
-            if key is None:  # started before this processor was added: not counted as active
-                key = run_key(run_type, attributes or {}, None)
-            else:
-                with self._lock:
-                    self._active[key] -= 1
-            self._ended.append((duration_seconds(span), key, final_state(span, run_type), span.context))
+            # Started before this processor was added: no parent context, so a task's flow name is unknown.
+            entry: _Open | None = self._open.pop(span.context.span_id, None)
+            self._ended.append(entry or (run_type, span, None))
             if len(self._ended) > _MAX_QUEUED:
                 self._record_ended()
         except Exception:
@@ -137,23 +129,34 @@ class RunMetrics(SpanProcessor):
         return attributes
 
     def _record_ended(self) -> None:
-        """Record every queued run end into the duration histogram and the finished counter."""
+        """Record every queued run end: each duration into the histogram, and one counter add per kind of
+        run and state (the counter's exemplar is the last of those runs)."""
         take = self._ended.popleft
+        finished: dict[tuple[RunKey, tuple[str, str]], tuple[int, Context]] = {}
         while True:
             try:
-                duration, key, state, span_context = take()
+                run_type, span, parent_context = take()
             except IndexError:
-                return
-            attributes = self._attributes_of(key, state)
-            context = set_span_in_context(NonRecordingSpan(span_context))
-            self._duration.record(duration, attributes, context=context)
-            self._finished.add(1, attributes, context=context)
+                break
+            key = run_key(run_type, span.attributes or {}, parent_context)
+            self._seen.add(key)
+            state = final_state(span, run_type)
+            assert span.context is not None  # checked at the end of the run
+            context = set_span_in_context(NonRecordingSpan(span.context))
+            self._duration.record(duration_seconds(span), self._attributes_of(key, state), context=context)
+            count, _ = finished.get((key, state), (0, context))
+            finished[key, state] = (count + 1, context)
+        for (key, state), (count, context) in finished.items():
+            self._finished.add(count, self._attributes_of(key, state), context=context)
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
         try:
             self._record_ended()  # a collection starts here: let it see every run that has ended
         except Exception:
             warn_once("run-metrics", "otel_runtime could not record the run metrics", exc_info=True)
-        with self._lock:
-            active = list(self._active.items())
-        return [Observation(count, self._attributes_of(key, None)) for key, count in active]
+        running = collections.Counter(
+            run_key(run_type, span.attributes or {}, parent_context)
+            for run_type, span, parent_context in list(self._open.values())  # a copy: runs go on meanwhile
+        )
+        self._seen.update(running)
+        return [Observation(running.get(key, 0), self._attributes_of(key, None)) for key in list(self._seen)]

@@ -195,7 +195,8 @@ class Follower:
                 self._span(span, changes)
             for log in iter_logs(record):
                 if log["event_name"] in _keys.RUN_EVENTS and log["trace_id"] and log["span_id"]:
-                    self._event(log["event_name"], (log["trace_id"], log["span_id"]), log["attributes"], changes)
+                    key = (log["trace_id"], log["span_id"])
+                    self._event(log["event_name"], key, log["attributes"], changes)
 
     def _event(
         self, name: str, key: tuple[str, str], attributes: dict[str, Any], changes: list[Change]
@@ -204,12 +205,13 @@ class Follower:
         run = self.runs.get(key)
         is_flow = attributes.get(_keys.RUN_TYPE) == _keys.RUN_TYPE_FLOW
         if run is None:
+            name_key = _keys.LOG_FLOW_RUN_NAME if is_flow else _keys.LOG_TASK_RUN_NAME
             run = self.runs[trace_id, span_id] = LiveRun(
                 trace_id=trace_id,
                 span_id=span_id,
                 kind=_keys.RUN_TYPE_FLOW if is_flow else _keys.RUN_TYPE_TASK,
                 name=str(attributes.get(_keys.FLOW_NAME if is_flow else _keys.TASK_NAME, "")),
-                run_name=str(attributes.get(_keys.LOG_FLOW_RUN_NAME if is_flow else _keys.LOG_TASK_RUN_NAME) or ""),
+                run_name=str(attributes.get(name_key) or ""),
                 run_id=str(attributes.get(_keys.LOG_FLOW_RUN_ID if is_flow else _keys.LOG_TASK_RUN_ID, "")),
                 flow_run_id=attributes.get(_keys.LOG_FLOW_RUN_ID),
                 deployment=attributes.get(_keys.LOG_DEPLOYMENT_NAME),

@@ -148,7 +148,9 @@ class Stack:
         return list(answer["data"]["result"])
 
     def label_values(self, label: str, selector: str) -> set[str]:
-        url = f"{self.prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": selector})
+        url = f"{self.prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode(
+            {"match[]": selector}
+        )
         answer = get(url)
         assert answer["status"] == "success", answer
         return set(answer["data"])
@@ -252,7 +254,12 @@ def variable_queries() -> list[tuple[str, str]]:
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query" and variable["datasource"]["type"] == "prometheus":
                 query = variable["query"]
-                found.append((f"{path.name}: ${variable['name']}", query["query"] if isinstance(query, dict) else query))
+                found.append(
+                    (
+                        f"{path.name}: ${variable['name']}",
+                        query["query"] if isinstance(query, dict) else query,
+                    )
+                )
     assert found
     return found
 
@@ -313,7 +320,9 @@ def test_every_dashboard_query_returns_the_series_the_flows_produced(
         if not label:  # a total: one series
             assert len(result) == 1, (where, result)
             total = float(result[0]["value"][1])
-            running_now = {row for row in RUNNING if all(row[GROUP[LABEL[n]]] == v for n, v in applied.items())}
+            running_now = {
+                row for row in RUNNING if all(row[GROUP[LABEL[n]]] == v for n, v in applied.items())
+            }
             kind = re.search(r'otel_runtime_run_type="(\w+)"', expr)
             assert kind is not None, where
             assert total == len([row for row in running_now if row[0] == kind.group(1)]), (where, total)

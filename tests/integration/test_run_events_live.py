@@ -62,13 +62,16 @@ def test_a_running_flow_reaches_an_otlp_receiver_as_its_start_event_with_its_ids
 ) -> None:
     """While the flow still sleeps, the receiver has its start event (and no flow span); when it ends,
     the end event arrives, and both carry the trace and span ids of the flow's span."""
-    process = start(tmp_path, 3.0, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint, OTEL_METRICS_EXPORTER="none")
+    process = start(
+        tmp_path, 3.0, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint, OTEL_METRICS_EXPORTER="none"
+    )
     try:
         deadline = time.monotonic() + 20
         started = []
         while not started and time.monotonic() < deadline:
             started = [
-                log for log in receiver.logs()
+                log
+                for log in receiver.logs()
                 if log["event_name"] == _keys.RUN_START_EVENT and log["attributes"][_keys.RUN_TYPE] == "flow"
             ]
             time.sleep(0.05)
