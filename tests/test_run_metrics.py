@@ -119,7 +119,7 @@ def test_metric_attributes_are_the_listed_ones_and_never_a_run_id(reader: InMemo
 def test_durations_use_buckets_from_milliseconds_to_hours_and_carry_the_trace_id(
     reader: InMemoryMetricReader, spans: CapturedSpans
 ) -> None:
-    """The duration histogram has the explicit boundaries (1 ms .. 6 h) and its exemplar is the run's trace."""
+    """The duration histogram has explicit boundaries (1 ms .. 6 h); its exemplar is the run's trace."""
     etl()
     flow_span = spans.find("flow etl")
     data = reader.get_metrics_data()  # exemplars are of the latest collection: read it once

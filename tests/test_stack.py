@@ -530,9 +530,8 @@ def test_run_type_filters_select_one_run_type():
         matches = _RUN_TYPE_MATCHER.findall(query.text)
         assert matches, f"{query.where}: the run type is not filtered"
         for operator, value in matches:
-            found = {
-                kind for kind in RUN_TYPES if (re.fullmatch(value, kind) if operator == "=~" else value == kind)
-            }
+            regex = operator == "=~"
+            found = {kind for kind in RUN_TYPES if (re.fullmatch(value, kind) if regex else value == kind)}
             assert len(found) == 1, f"{query.where}: {value!r} matches {sorted(found) or 'nothing'}"
             kinds |= found
     assert kinds == RUN_TYPES, f"dashboards only cover {sorted(kinds)} runs"

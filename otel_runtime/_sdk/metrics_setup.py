@@ -242,8 +242,8 @@ def _our_provider(resource: Resource) -> MeterProvider:
     provider = _providers.get(resource)
     if provider is None:
         provider = _providers[resource] = MeterProvider(resource=resource, shutdown_on_exit=False)
-        if not isinstance(metrics.get_meter_provider(), MeterProvider):
-            metrics.set_meter_provider(provider)
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(provider)
     return provider
 
 

@@ -82,6 +82,7 @@ class RunWatch:
 
 _lock = threading.Lock()
 _slots: weakref.WeakKeyDictionary[TracerProvider, _RunSlot] = weakref.WeakKeyDictionary()
+_metrics: weakref.WeakKeyDictionary[MeterProvider, RunMetrics] = weakref.WeakKeyDictionary()
 
 
 def _shut(processors: tuple[SpanProcessor, ...]) -> None:
@@ -90,6 +91,16 @@ def _shut(processors: tuple[SpanProcessor, ...]) -> None:
             processor.shutdown()
         except Exception:  # noqa: PERF203 - each processor stops, whatever the one before did
             warn_once("run-watch-shutdown", "otel_runtime could not stop a run processor", exc_info=True)
+
+
+def _run_metrics(meter_provider: MeterProvider) -> RunMetrics:
+    """The one RunMetrics of ``meter_provider``: its instruments (and the callback that records what the
+    runs queued) can be created once per provider, so every configure() on that provider shares it."""
+    with _lock:
+        made = _metrics.get(meter_provider)
+        if made is None:
+            made = _metrics[meter_provider] = RunMetrics(meter_provider)
+        return made
 
 
 def _on(variable: str) -> bool:
@@ -109,7 +120,7 @@ def watch_runs(
     if logger_provider is not None and _on(OTEL_RUNTIME_RUN_EVENTS):
         processors.append(RunEvents(logger_provider))
     if meter_provider is not None and _on(OTEL_RUNTIME_RUN_METRICS):
-        processors.append(RunMetrics(meter_provider))
+        processors.append(_run_metrics(meter_provider))
     held = tuple(processors)
     with _lock:
         slot = _slots.get(tracer_provider)
@@ -119,7 +130,7 @@ def watch_runs(
         replaced: tuple[SpanProcessor, ...] = ()
         if slot is not None:
             replaced, slot.held = slot.held, held
-    _shut(replaced)
+    _shut(tuple(processor for processor in replaced if processor not in held))
     return RunWatch(held, tracer_provider)
 
 
