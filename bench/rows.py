@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from bench._floor import bare_run, bare_run_async
+from bench._imports import import_row
 from bench._receiver_process import receiver_process
 from bench._report import TIMES, Row, format_ns, ratio_row
 from bench._timing import compare, time_once
@@ -404,7 +405,12 @@ def prefect_row() -> Row | None:
     )
 
 
+def imports_row() -> Row:
+    return import_row(_rounds(21))
+
+
 ROWS = {
+    "import": imports_row,
     "task": task_run_row,
     "flow": flow_run_row,
     "accessors": accessor_rows,

@@ -15,13 +15,16 @@ follows the work across threads, asyncio, processes and HTTP::
         return double(x)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from otel_runtime import runtime
 from otel_runtime._core.deployments import deployment, tags
 from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.futures import TaskRunFuture
 from otel_runtime._engine.tasks import Task, task, unmapped
-from otel_runtime._sdk.configure import Telemetry, configure
-from otel_runtime._sdk.export_health import Dropped, dropped
+
+if TYPE_CHECKING:
+    from otel_runtime._sdk import Dropped, Telemetry, configure, dropped
 
 __all__ = [
     "Dropped",
@@ -38,3 +41,20 @@ __all__ = [
     "task",
     "unmapped",
 ]
+
+_SDK_WIRING = frozenset({"Dropped", "Telemetry", "configure", "dropped"})
+
+
+def __getattr__(name: str) -> Any:
+    """Load the SDK wiring on first use, so ``import otel_runtime`` loads no exporter, protobuf or gRPC."""
+    if name in _SDK_WIRING:
+        import otel_runtime._sdk as sdk
+
+        value = getattr(sdk, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'otel_runtime' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SDK_WIRING)

@@ -44,9 +44,10 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 
 from otel_runtime._base import keys as _keys
+from otel_runtime._core.baggage_policy import BaggagePolicy, get_policy, set_policy
+from otel_runtime._core.baggage_propagator import BaggagePropagator
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.trace_join import env_name, is_header_text, read_env_carrier, untrusted
-from otel_runtime._core.w3c_baggage import BaggagePolicy, BaggagePropagator, get_policy, set_policy
 
 __all__ = [
     "RUN_KEYS",

@@ -26,7 +26,8 @@ from opentelemetry import trace
 
 from otel_runtime import flow, task
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import FlatSpan, encode_spans, iter_spans, read_records
+from otel_runtime._sdk.otlp_json import encode_spans
+from otel_runtime._tools.otlp_read import FlatSpan, iter_spans, read_records
 from otel_runtime.testing import CapturedSpans, OtlpReceiver
 
 FLOWS = textwrap.dedent(

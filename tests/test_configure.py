@@ -17,7 +17,8 @@ import pytest
 from opentelemetry import _logs
 
 from otel_runtime import Telemetry, configure, flow, task
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._base.settings import settings as runtime_settings
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime.testing import CapturedSpans, OtlpReceiver, use_logger_provider, use_tracer_provider
 
 Configure = Callable[..., Telemetry]
@@ -278,6 +279,35 @@ def test_sdk_disabled_installs_nothing_and_stops_what_was_installed(
     time.sleep(0.2)
     assert receiver.spans() == []
     assert configured(disabled=False, endpoint=receiver.grpc_endpoint).force_flush()  # the argument wins
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled", "records_parameters"),
+    [
+        ("TRUE", True, True),
+        ("False", False, False),
+        ("1", False, True),
+        ("yes", False, True),
+        ("", False, True),
+    ],
+)
+def test_boolean_variables_follow_the_opentelemetry_rule(
+    value: str,
+    disabled: bool,
+    records_parameters: bool,
+    configured: Configure,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_SDK_DISABLED and OTEL_RUNTIME_RECORD_PARAMETERS read ``true`` / ``false`` in any case; any
+    other value (``1``, ``yes``, blank) leaves the default: enabled, parameters recorded."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", value)
+    monkeypatch.setenv("OTEL_RUNTIME_RECORD_PARAMETERS", value)
+    try:
+        telemetry = configured(traces_exporter="none", logs_exporter="none")
+        assert (telemetry.tracer_provider is None) is disabled
+        assert runtime_settings.record_parameters is records_parameters
+    finally:
+        runtime_settings.record_parameters = True
 
 
 # -- batch processor settings ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 
 
 def test_demo_writes_its_trace_to_the_embedded_default_and_prints_the_trace_id(tmp_path: Path) -> None:

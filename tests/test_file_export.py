@@ -24,7 +24,7 @@ from otel_runtime._sdk.file_export import (
     JsonLinesLogExporter,
     JsonLinesSpanExporter,
 )
-from otel_runtime._sdk.otlp_json import iter_logs, iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_logs, iter_spans, read_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

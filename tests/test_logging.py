@@ -30,7 +30,7 @@ from structlog.testing import LogCapture, capture_logs
 from otel_runtime import deployment, flow, runtime, task
 from otel_runtime._base import keys as _keys
 from otel_runtime._sdk.file_export import JsonLinesLogExporter
-from otel_runtime._sdk.otlp_json import iter_logs, read_records
+from otel_runtime._tools.otlp_read import iter_logs, read_records
 from otel_runtime.context import MissingContextError
 from otel_runtime.logging import (
     OTelLogHandler,

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from opentelemetry import metrics
@@ -127,7 +128,7 @@ def test_a_meter_provider_set_before_is_kept_and_gets_the_run_metrics(
 
 
 class _Collector(BaseHTTPRequestHandler):
-    received: list[ExportMetricsServiceRequest] = []
+    received: ClassVar[list[ExportMetricsServiceRequest]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))

@@ -23,11 +23,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_runtime._sdk.otlp_json import (
+from otel_runtime._sdk.otlp_json import encode_logs, encode_spans, from_otlp_json
+from otel_runtime._tools.otlp_read import (
     decode_any_value,
-    encode_logs,
-    encode_spans,
-    from_otlp_json,
     iter_logs,
     iter_resources,
     iter_spans,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from otel_runtime import deployment, flow, runtime, tags, task
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime.context import FlowRunContext, TaskRunContext
 from otel_runtime.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from otel_runtime.testing import CapturedSpans, OtlpReceiver

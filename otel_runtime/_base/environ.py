@@ -1,11 +1,30 @@
-"""Cheap reads of the process environment, for the few values that must follow it live."""
+"""Reads of the process environment: a setting's value, a boolean setting, a live reader for hot paths."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
-__all__ = ["live_reader"]
+__all__ = ["live_reader", "parse_bool", "read_env"]
+
+
+def read_env(name: str) -> str | None:
+    """The value of the variable ``name`` without surrounding blanks; ``None`` when unset or blank."""
+    return os.environ.get(name, "").strip() or None
+
+
+def parse_bool(raw: str | None, *, default: bool) -> bool:
+    """A boolean setting: ``"true"`` or ``"false"`` in any case; anything else (unset too) is ``default``.
+
+    The OpenTelemetry rule for boolean variables, which only ever name ``true`` and ``false``.
+    """
+    if raw is not None:
+        word = raw.lower()
+        if word == "true":
+            return True
+        if word == "false":
+            return False
+    return default
 
 
 def live_reader(name: str) -> Callable[[], str | None]:

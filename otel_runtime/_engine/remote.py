@@ -31,9 +31,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util._once import Once
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.baggage_policy import BaggagePolicy
+from otel_runtime._core.baggage_propagator import BaggagePropagator
 from otel_runtime._core.deployments import active_tags
 from otel_runtime._core.identity import TAGS
-from otel_runtime._core.w3c_baggage import BaggagePolicy, BaggagePropagator
 
 if TYPE_CHECKING:
     from otel_runtime._engine.tasks import Task

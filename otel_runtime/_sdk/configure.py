@@ -5,171 +5,48 @@ already installed), a ``BatchSpanProcessor`` / ``BatchLogRecordProcessor`` per e
 ``OTEL_BSP_*`` / ``OTEL_BLRP_*``), and the OTLP exporters over gRPC or HTTP (they read the
 ``OTEL_EXPORTER_OTLP_*`` variables that no argument overrides).
 
-Each provider gets one *slot* processor of ours, added once; ``configure()`` swaps what the slot holds,
-so calling it again replaces the exporters instead of adding a second set. At process exit (and when a
+The arguments are settled in ``options``, the exporters built in ``exporters``, and each provider's
+one processor of ours, whose contents a later call swaps, is in ``slots``. At process exit (and when a
 provider is shut down) the slots shut their processors down within a bounded time, even when the
 endpoint is down: by default 5 seconds, or ``OTEL_EXPORTER_OTLP_TIMEOUT`` / ``export_timeout``.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any
 
-from opentelemetry import _logs, trace
-from opentelemetry.context import Context
-from opentelemetry.environment_variables import OTEL_LOGS_EXPORTER, OTEL_TRACES_EXPORTER
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import (
-    ConsoleLogRecordExporter,
-    LogRecordExporter,
-)
-from opentelemetry.sdk.environment_variables import (
-    OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
-    OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
-    OTEL_EXPORTER_OTLP_PROTOCOL,
-    OTEL_EXPORTER_OTLP_TIMEOUT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
-    OTEL_SDK_DISABLED,
-)
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider  # run metrics
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runtime._base.guard import warn_once
-from otel_runtime._base.settings import settings
-from otel_runtime._sdk.export_health import (
-    MonitoredLogProcessor,
-    MonitoredSpanProcessor,
-    log_processor,
-    span_processor,
-)
-from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH, JsonLinesLogExporter, JsonLinesSpanExporter
+from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, settings
+from otel_runtime._sdk.exporters import LOG_EXPORTERS, SPAN_EXPORTERS, build_exporter
 from otel_runtime._sdk.metrics_setup import (  # run metrics
     Metrics,
     metric_exporter_names,
     setup_metrics,
     stop_metrics,
 )
+from otel_runtime._sdk.monitored_processor import (
+    MonitoredLogProcessor,
+    MonitoredProcessor,
+    MonitoredSpanProcessor,
+)
+from otel_runtime._sdk.options import make_resource, resolve_options
 from otel_runtime._sdk.run_watch import RunWatch, unwatch_runs, watch_runs  # run events and metrics
-from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
+from otel_runtime._sdk.shutdown import call_within, exit_deadline, shutdown_within
+from otel_runtime._sdk.slots import LOGGER_SLOTS, TRACER_SLOTS, install, lock
 from otel_runtime.logging import instrument_logging
 from otel_runtime.propagation import install_baggage_propagator
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT_S", "Telemetry", "configure", "latest", "otlp_span_exporter"]
-
-DEFAULT_SERVICE_NAME: Final = "otel-runtime"
-DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
-"""How long the shutdown at process exit may take, when neither ``export_timeout`` nor
-``OTEL_EXPORTER_OTLP_TIMEOUT`` says otherwise."""
-
-_EXPORTER_NAMES: Final = frozenset({"otlp", "console", "file", "none"})
-_PROTOCOLS: Final = ("grpc", "http/protobuf")
-# Every processor gets at least this long to shut down, so one slow exporter cannot starve the rest
-# of the time they need to write a local file.
-_MIN_PROCESSOR_SHUTDOWN_MILLIS: Final = 200.0
-Signal = Literal["traces", "logs"]
-_EXPORTER_VARIABLES: Final[dict[Signal, str]] = {"traces": OTEL_TRACES_EXPORTER, "logs": OTEL_LOGS_EXPORTER}
-_ENDPOINT_VARIABLES: Final[dict[Signal, str]] = {
-    "traces": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    "logs": OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
-}
-_PROTOCOL_VARIABLES: Final[dict[Signal, str]] = {
-    "traces": OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
-    "logs": OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
-}
-_Processor = MonitoredSpanProcessor | MonitoredLogProcessor
-
-
-def _shutdown_within(processors: Iterable[_Processor], deadline: float) -> None:
-    """Shut ``processors`` down one after the other, all by ``deadline`` (``time.monotonic()``).
-
-    The SDK's ``BatchSpanProcessor.shutdown()`` takes no timeout and waits for an exporter that retries
-    a down endpoint; the monitored processors stop within theirs and count what they could not send.
-    """
-    for processor in processors:
-        remaining_millis = max((deadline - time.monotonic()) * 1000, _MIN_PROCESSOR_SHUTDOWN_MILLIS)
-        try:
-            processor.shutdown(timeout_millis=remaining_millis)
-        except Exception:
-            warn_once("configure-shutdown", "otel_runtime could not shut down an exporter", exc_info=True)
-
-
-def _call_within(function: Callable[[], bool], timeout_millis: float, name: str) -> bool:
-    """``function()``, or ``False`` if it has not returned within ``timeout_millis``.
-
-    For flushes: the SDK's batch processors ignore their flush timeout and wait for the exporter, which
-    retries a down endpoint for its whole timeout. The call goes on in a daemon thread if it overruns.
-    """
-    outcome: list[bool] = []
-
-    def call() -> None:
-        try:
-            outcome.append(bool(function()))
-        except Exception:
-            warn_once("configure-flush", "otel_runtime could not flush telemetry", exc_info=True)
-            outcome.append(False)
-
-    thread = threading.Thread(target=call, name=name, daemon=True)
-    thread.start()
-    thread.join(max(timeout_millis, 0) / 1000)
-    return bool(outcome) and outcome[0]
-
-
-class _SpanSlot(SpanProcessor):
-    """The one processor configure() adds to a tracer provider; a later call swaps what it holds."""
-
-    def __init__(self) -> None:
-        self.held: tuple[MonitoredSpanProcessor, ...] = ()
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        for processor in self.held:
-            processor.on_start(span, parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        for processor in self.held:
-            processor._on_ending(span)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        for processor in self.held:
-            processor.on_end(span)
-
-    def shutdown(self) -> None:
-        """Shut down what the slot holds, within the exit timeout; the slot stays usable for configure()."""
-        held, self.held = self.held, ()
-        _shutdown_within(held, time.monotonic() + _exit_timeout_s)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return all([processor.force_flush(timeout_millis) for processor in self.held])  # noqa: C419 - flush all
-
-
-class _LogSlot(LogRecordProcessor):
-    """The one processor configure() adds to a logger provider; a later call swaps what it holds."""
-
-    def __init__(self) -> None:
-        self.held: tuple[MonitoredLogProcessor, ...] = ()
-
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        for processor in self.held:
-            processor.on_emit(log_record)
-
-    def shutdown(self) -> None:
-        """Shut down what the slot holds, within the exit timeout; the slot stays usable for configure()."""
-        held, self.held = self.held, ()
-        _shutdown_within(held, time.monotonic() + _exit_timeout_s)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return all([processor.force_flush(timeout_millis) for processor in self.held])  # noqa: C419 - flush all
+__all__ = ["Telemetry", "configure", "latest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,226 +81,30 @@ class Telemetry:
             flushed = [provider.force_flush(int(timeout_millis)) for provider in providers]
             return all([*flushed, self._metrics.force_flush(timeout_millis)])
 
-        return _call_within(flush, timeout_millis, "otel-runtime-flush")
+        return call_within(flush, timeout_millis, "otel-runtime-flush")
 
-    def shutdown(self, timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_S * 1000) -> None:
+    def shutdown(self, timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS) -> None:
         """Export what is buffered and stop the exporters this call of ``configure()`` set up.
 
         Returns within about ``timeout_millis`` even when the endpoint is down (what could not be sent
         by then is dropped). The providers stay installed: runs after this are not exported until
         ``configure()`` is called again. At process exit this happens on its own.
         """
-        with _lock:
-            span_slot = _span_slots.get(self.tracer_provider) if self.tracer_provider else None
-            if span_slot is not None:
-                span_slot.held = tuple(p for p in span_slot.held if p not in self._span_processors)
-            log_slot = _log_slots.get(self.logger_provider) if self.logger_provider else None
-            if log_slot is not None:
-                log_slot.held = tuple(p for p in log_slot.held if p not in self._log_processors)
+        with lock:
+            TRACER_SLOTS.withdraw(self.tracer_provider, self._span_processors)
+            LOGGER_SLOTS.withdraw(self.logger_provider, self._log_processors)
         deadline = time.monotonic() + timeout_millis / 1000
         self._runs.stop()
-        _shutdown_within((*self._span_processors, *self._log_processors), deadline)
-        self._metrics.shutdown(max((deadline - time.monotonic()) * 1000, _MIN_PROCESSOR_SHUTDOWN_MILLIS))
+        shutdown_within((*self._span_processors, *self._log_processors), deadline)
+        self._metrics.shutdown(max((deadline - time.monotonic()) * 1000, 200))
 
 
-_lock = threading.Lock()
-_span_slots: weakref.WeakKeyDictionary[TracerProvider, _SpanSlot] = weakref.WeakKeyDictionary()
-_log_slots: weakref.WeakKeyDictionary[LoggerProvider, _LogSlot] = weakref.WeakKeyDictionary()
-_exit_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
 _latest: Telemetry | None = None
 
 
 def latest() -> Telemetry | None:
     """What the latest ``configure()`` of this process set up; ``None`` before the first."""
     return _latest
-
-
-def _shutdown_at_exit() -> None:
-    """Flush and stop every exporter configure() installed, all within the exit timeout."""
-    deadline = time.monotonic() + _exit_timeout_s
-    with _lock:
-        slots: list[_SpanSlot | _LogSlot] = [*_span_slots.values(), *_log_slots.values()]
-    held: list[_Processor] = []
-    for slot in slots:
-        held.extend(slot.held)
-        slot.held = ()
-    _shutdown_within(held, deadline)
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def _exporter_names(signal: Signal, given: str | None, endpoint: str | None) -> tuple[str, ...]:
-    variable = OTEL_TRACES_EXPORTER if signal == "traces" else OTEL_LOGS_EXPORTER
-    per_signal = (
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT if signal == "traces" else OTEL_EXPORTER_OTLP_LOGS_ENDPOINT
-    )
-    raw = given or _env(variable)
-    if raw is None:
-        has_endpoint = endpoint or _env(OTEL_EXPORTER_OTLP_ENDPOINT) or _env(per_signal)
-        raw = "otlp" if has_endpoint else "file"
-    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
-    unknown = sorted(set(names) - _EXPORTER_NAMES)
-    if unknown:
-        raise ValueError(
-            f"unknown {signal} exporter {', '.join(unknown)!r} "
-            f"(from {'configure()' if given else variable}); "
-            f"choose from {', '.join(sorted(_EXPORTER_NAMES))}"
-        )
-    return tuple(name for name in names if name != "none")
-
-
-def resolve_protocol(signal: Signal, given: str | None) -> str:
-    """The OTLP protocol: ``given``, else the per-signal then the generic variable, else ``grpc``."""
-    per_signal = _PROTOCOL_VARIABLES[signal]
-    protocol = (given or _env(per_signal) or _env(OTEL_EXPORTER_OTLP_PROTOCOL) or "grpc").strip().lower()
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"OTLP protocol must be 'grpc' or 'http/protobuf', got {protocol!r}")
-    return protocol
-
-
-def check_endpoint(endpoint: str) -> str:
-    """``endpoint`` if it is an ``http://`` or ``https://`` URL with a host, else ``ValueError``."""
-    scheme, _, rest = endpoint.strip().partition("://")
-    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-        raise ValueError(f"OTLP endpoint must be a URL such as http://localhost:4317, got {endpoint!r}")
-    return endpoint.strip()
-
-
-def _timeout_from_environment() -> float | None:
-    """``OTEL_EXPORTER_OTLP_TIMEOUT`` in seconds (as the Python OTLP exporters read it), if set."""
-    raw = _env(OTEL_EXPORTER_OTLP_TIMEOUT)
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(f"{OTEL_EXPORTER_OTLP_TIMEOUT} must be a positive number of seconds, got {raw!r}")
-    return seconds
-
-
-def _otlp_exporter(
-    signal: Signal,
-    protocol: str,
-    endpoint: str | None,
-    headers: Mapping[str, str] | None,
-    timeout: float | None,
-) -> SpanExporter | LogRecordExporter:
-    """An OTLP exporter; arguments left ``None`` fall back to the exporter's own ``OTEL_*`` variables.
-
-    ``endpoint`` is the base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` is: for HTTP the signal's path
-    (``/v1/traces``, ``/v1/logs``) is appended. A per-signal endpoint variable is used as it is.
-    """
-    options: dict[str, Any] = {}
-    if timeout is not None:
-        options["timeout"] = timeout
-    if protocol == "grpc":
-        if headers is not None:  # gRPC metadata keys must be lowercase
-            options["headers"] = {key.lower(): value for key, value in headers.items()}
-        if endpoint is not None:
-            options["endpoint"] = endpoint
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            return OTLPSpanExporter(**options)
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(**options)
-    if headers is not None:
-        options["headers"] = dict(headers)
-    if endpoint is not None:
-        options["endpoint"] = f"{endpoint.rstrip('/')}/v1/{signal}"
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
-
-        return HTTPSpanExporter(**options)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPLogExporter
-
-    return HTTPLogExporter(**options)
-
-
-def otlp_span_exporter(
-    *,
-    endpoint: str | None = None,
-    protocol: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-) -> SpanExporter:
-    """The OTLP span exporter ``configure()`` would build from these arguments and the environment."""
-    if endpoint is not None:
-        endpoint = check_endpoint(endpoint)
-    exporter = _otlp_exporter("traces", resolve_protocol("traces", protocol), endpoint, headers, timeout)
-    assert isinstance(exporter, SpanExporter)
-    return exporter
-
-
-def _span_exporter(
-    name: str,
-    protocol: str,
-    *,
-    endpoint: str | None,
-    headers: Mapping[str, str] | None,
-    timeout: float | None,
-    file_path: Path,
-) -> SpanExporter:
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name == "file":
-        return JsonLinesSpanExporter(file_path)
-    exporter = _otlp_exporter("traces", protocol, endpoint, headers, timeout)
-    assert isinstance(exporter, SpanExporter)
-    return exporter
-
-
-def _log_exporter(
-    name: str,
-    protocol: str,
-    *,
-    endpoint: str | None,
-    headers: Mapping[str, str] | None,
-    timeout: float | None,
-    file_path: Path,
-) -> LogRecordExporter:
-    if name == "console":
-        return ConsoleLogRecordExporter()
-    if name == "file":
-        return JsonLinesLogExporter(file_path)
-    exporter = _otlp_exporter("logs", protocol, endpoint, headers, timeout)
-    assert isinstance(exporter, LogRecordExporter)
-    return exporter
-
-
-def make_resource(service_name: str | None, resource_attributes: Mapping[str, Any] | None) -> Resource:
-    """The resource from the arguments over ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``."""
-    attributes = dict(resource_attributes or {})
-    if service_name is not None:
-        attributes[SERVICE_NAME] = service_name
-    resource = Resource.create(attributes)
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    return resource
-
-
-def _tracer_provider(resource: Resource) -> TracerProvider:
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        return current  # opentelemetry-instrument or the user got there first: add to it
-    provider = TracerProvider(resource=resource)
-    trace.set_tracer_provider(provider)
-    return provider
-
-
-def _logger_provider(resource: Resource) -> LoggerProvider:
-    current = _logs.get_logger_provider()
-    if isinstance(current, LoggerProvider):
-        return current
-    provider = LoggerProvider(resource=resource)
-    _logs.set_logger_provider(provider)
-    return provider
 
 
 def _warn_if_resource_ignored(provider: TracerProvider | LoggerProvider, explicit: Mapping[str, Any]) -> None:
@@ -436,53 +117,6 @@ def _warn_if_resource_ignored(provider: TracerProvider | LoggerProvider, explici
             f"otel_runtime.configure(): the {type(provider).__name__} installed before keeps its resource; "
             f"{ignored!r} does not apply to what it exports",
         )
-
-
-def _install(
-    resource: Resource,
-    explicit_resource: Mapping[str, Any],
-    span_processors: tuple[MonitoredSpanProcessor, ...],
-    log_processors: tuple[MonitoredLogProcessor, ...],
-) -> tuple[TracerProvider, LoggerProvider, list[_Processor]]:
-    """Put the new processors in the providers' slots; return the providers and the processors replaced."""
-    with _lock:
-        tracer_provider = _tracer_provider(resource)
-        span_slot = _span_slots.get(tracer_provider)
-        if span_slot is None:
-            span_slot = _span_slots[tracer_provider] = _SpanSlot()
-            tracer_provider.add_span_processor(span_slot)
-        old_span_processors, span_slot.held = span_slot.held, span_processors
-
-        logger_provider = _logger_provider(resource)
-        log_slot = _log_slots.get(logger_provider)
-        if log_slot is None:
-            log_slot = _log_slots[logger_provider] = _LogSlot()
-            logger_provider.add_log_record_processor(log_slot)
-        old_log_processors, log_slot.held = log_slot.held, log_processors
-    for provider in (tracer_provider, logger_provider):
-        if provider.resource is not resource:
-            _warn_if_resource_ignored(provider, explicit_resource)
-    # The last configure() decides the order: our exit hook runs before the providers' own (LIFO).
-    atexit.unregister(_shutdown_at_exit)
-    atexit.register(_shutdown_at_exit)
-    return tracer_provider, logger_provider, [*old_span_processors, *old_log_processors]
-
-
-def _uninstall() -> list[_Processor]:
-    """Empty the slots of the current global providers; return what they held."""
-    removed: list[_Processor] = []
-    tracer_provider = trace.get_tracer_provider()
-    logger_provider = _logs.get_logger_provider()
-    with _lock:
-        span_slot = _span_slots.get(tracer_provider) if isinstance(tracer_provider, TracerProvider) else None
-        if span_slot is not None:
-            removed.extend(span_slot.held)
-            span_slot.held = ()
-        log_slot = _log_slots.get(logger_provider) if isinstance(logger_provider, LoggerProvider) else None
-        if log_slot is not None:
-            removed.extend(log_slot.held)
-            log_slot.held = ()
-    return removed
 
 
 def configure(
@@ -531,69 +165,67 @@ def configure(
     its resource stays as it is. Buffered telemetry is exported at process exit. Raises ``ValueError``
     for an unknown exporter or protocol, an endpoint that is not an http(s) URL, or a bad timeout.
     """
-    if record_parameters is None:
-        record_parameters = (_env(OTEL_RUNTIME_RECORD_PARAMETERS) or "true").lower() != "false"
-    if disabled is None:
-        disabled = (_env(OTEL_SDK_DISABLED) or "").lower() == "true"
-    if endpoint is not None:
-        endpoint = check_endpoint(endpoint)
-    if export_timeout is not None and not export_timeout > 0:
-        raise ValueError(f"export_timeout must be a positive number of seconds, got {export_timeout!r}")
-    environment_timeout = _timeout_from_environment()
-    traces = _exporter_names("traces", traces_exporter, endpoint)
-    logs = _exporter_names("logs", logs_exporter, endpoint)
+    options = resolve_options(
+        service_name=service_name,
+        resource_attributes=resource_attributes,
+        endpoint=endpoint,
+        protocol=protocol,
+        headers=headers,
+        traces_exporter=traces_exporter,
+        logs_exporter=logs_exporter,
+        export_timeout=export_timeout,
+        telemetry_file=telemetry_file,
+        record_parameters=record_parameters,
+        disabled=disabled,
+    )
     metric_names = metric_exporter_names(metrics_exporter, endpoint)  # run metrics: checked up front
-    trace_protocol = resolve_protocol("traces", protocol) if "otlp" in traces else "grpc"
-    log_protocol = resolve_protocol("logs", protocol) if "otlp" in logs else "grpc"
-    settings.record_parameters = record_parameters
-    global _exit_timeout_s  # noqa: PLW0603 - the process-wide exit bound, set by the latest call
-    _exit_timeout_s = export_timeout or environment_timeout or DEFAULT_SHUTDOWN_TIMEOUT_S
+    settings.record_parameters = options.record_parameters
+    settings.shutdown_timeout_millis = options.shutdown_timeout_millis
     global _latest  # noqa: PLW0603 - what the latest call set up, for the command line
-    if disabled:
+    plan = options.export
+    if plan is None:
+        with lock:
+            stopped: list[MonitoredProcessor[Any]] = [
+                *TRACER_SLOTS.empty_global(),
+                *LOGGER_SLOTS.empty_global(),
+            ]
         unwatch_runs(trace.get_tracer_provider())  # run events and run metrics
-        stop_metrics(_exit_timeout_s)
-        _shutdown_within(_uninstall(), time.monotonic() + _exit_timeout_s)
+        stop_metrics(options.shutdown_timeout_millis / 1000)
+        shutdown_within(stopped, exit_deadline())
         _latest = Telemetry(None, None, (), (), None)
         return _latest
-    file_path = Path(telemetry_file or _env(OTEL_RUNTIME_TELEMETRY_FILE) or DEFAULT_TELEMETRY_PATH).absolute()
-    explicit_resource = dict(resource_attributes or {})
-    if service_name is not None:
-        explicit_resource[SERVICE_NAME] = service_name
-    resource = make_resource(service_name, resource_attributes)
-
-    options: dict[str, Any] = {
-        "endpoint": endpoint,
-        "headers": headers,
-        "timeout": export_timeout,
-        "file_path": file_path,
-    }
+    resource = make_resource(plan.service_name, plan.resource_attributes)
+    traces, logs, destination = plan.traces, plan.logs, plan.destination
     span_processors = tuple(
-        span_processor(_span_exporter(name, trace_protocol, **options)) for name in traces
+        MonitoredSpanProcessor(build_exporter(SPAN_EXPORTERS, name, traces.protocol, destination))
+        for name in traces.exporters
     )
     log_processors = tuple(
-        log_processor(_log_exporter(name, log_protocol, **options)) for name in logs
+        MonitoredLogProcessor(build_exporter(LOG_EXPORTERS, name, logs.protocol, destination))
+        for name in logs.exporters
     )
-    tracer_provider, logger_provider, replaced = _install(
-        resource, explicit_resource, span_processors, log_processors
-    )
+    tracer_provider, logger_provider, replaced = install(resource, span_processors, log_processors)
+    for provider in (tracer_provider, logger_provider):
+        if provider.resource is not resource:
+            _warn_if_resource_ignored(provider, plan.explicit_resource)
     install_baggage_propagator()
-    if logs:
+    if logs.exporters:
         instrument_logging(logger_provider)
-    _shutdown_within(replaced, time.monotonic() + _exit_timeout_s)
+    shutdown_within(replaced, exit_deadline())
     # -- run events and run metrics (watching runs while they run): one block, nothing else here ----
     run_metrics = setup_metrics(
-        resource, metric_names, endpoint=endpoint, protocol=protocol, headers=headers,
-        timeout=export_timeout, exit_timeout_s=_exit_timeout_s,
+        resource, metric_names, endpoint=destination.endpoint, protocol=protocol, headers=destination.headers,
+        timeout=destination.timeout, exit_timeout_s=options.shutdown_timeout_millis / 1000,
     )  # fmt: skip
-    runs = watch_runs(tracer_provider, logger_provider if logs else None, run_metrics.meter_provider)
+    run_logs = logger_provider if logs.exporters else None
+    runs = watch_runs(tracer_provider, run_logs, run_metrics.meter_provider)
     # -----------------------------------------------------------------------------------------------
-    uses_file = "file" in traces or "file" in logs
     _latest = Telemetry(
         tracer_provider,
         logger_provider,
-        traces,
-        logs,
-        file_path if uses_file else None,
+        traces.exporters,
+        logs.exporters,
+        destination.file_path if plan.uses_file else None,
         span_processors,
         log_processors,
         run_metrics.exporters,
@@ -601,3 +233,6 @@ def configure(
         runs,
     )
     return _latest
+
+
+Telemetry.__module__ = "otel_runtime"

@@ -1,7 +1,7 @@
 """Span and log exporters that append OTLP/JSON lines to a local file.
 
 The embedded default of ``configure()`` when no OTLP endpoint is set: every batch becomes one line
-of ``.otel_runtime/telemetry.jsonl`` (the Collector's ``file`` exporter format, see ``_otlp_json``),
+of ``.otel_runtime/telemetry.jsonl`` (the Collector's ``file`` exporter format, see ``otlp_json``),
 which ``otel-runtime traces`` draws and a Collector's ``otlpjsonfile`` receiver can replay.
 
 Several threads and processes may append to the same file: each line is written with one
@@ -19,9 +19,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Generic
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -30,10 +30,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_runtime._base.guard import warn_once
 from otel_runtime._sdk.otlp_json import encode_logs, encode_spans
+from otel_runtime._sdk.signals import LOGS, NOUNS, SPANS, ItemT, ResultT, SignalResults
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TELEMETRY_PATH",
+    "JsonLinesExporter",
     "JsonLinesLogExporter",
     "JsonLinesSpanExporter",
     "JsonLinesWriter",
@@ -194,75 +196,64 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-class JsonLinesSpanExporter(SpanExporter):
+class JsonLinesExporter(Generic[ItemT, ResultT]):
+    """Appends each batch as one OTLP/JSON line, written by ``encode``, to ``path``."""
+
+    def __init__(
+        self,
+        results: SignalResults[ItemT, ResultT],
+        encode: Callable[[Sequence[ItemT]], str],
+        path: str | os.PathLike[str] | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._results = results
+        self._encode = encode
+        self._writer = JsonLinesWriter(path, max_bytes=max_bytes)
+
+    @property
+    def path(self) -> Path:
+        """The absolute path written to."""
+        return self._writer.path
+
+    def export(self, batch: Sequence[ItemT]) -> ResultT:
+        """Append ``batch``; ``FAILURE`` after shutdown or when the file cannot be written."""
+        if self._writer.closed:
+            return self._results.failure
+        if not batch:
+            return self._results.success
+        try:
+            line = self._encode(batch)
+        except Exception as error:  # telemetry must not break the program
+            noun = NOUNS[self._results.signal]
+            self._writer.warn_once(f"otel_runtime could not encode {noun}: {error!r}", exc_info=True)
+            return self._results.failure
+        return self._results.of(self._writer.write_line(line))
+
+    def shutdown(self) -> None:
+        """Make later exports no-ops that return ``FAILURE``."""
+        self._writer.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered: every export is written before it returns."""
+        return True
+
+
+# The SDK's processors take a SpanExporter or a LogRecordExporter (different base classes with
+# differently typed ``export`` methods), so each signal keeps a class that only adds its base.
+class JsonLinesSpanExporter(JsonLinesExporter[ReadableSpan, SpanExportResult], SpanExporter):
     """Appends each batch of spans as one OTLP/JSON line to ``path``."""
 
     def __init__(
         self, path: str | os.PathLike[str] | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
-        self._writer = JsonLinesWriter(path, max_bytes=max_bytes)
-
-    @property
-    def path(self) -> Path:
-        """The absolute path written to."""
-        return self._writer.path
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Append ``spans``; ``FAILURE`` after shutdown or when the file cannot be written."""
-        if self._writer.closed:
-            return SpanExportResult.FAILURE
-        if not spans:
-            return SpanExportResult.SUCCESS
-        try:
-            line = encode_spans(spans)
-        except Exception as error:  # telemetry must not break the program
-            self._writer.warn_once(f"otel_runtime could not encode spans: {error!r}", exc_info=True)
-            return SpanExportResult.FAILURE
-        if self._writer.write_line(line):
-            return SpanExportResult.SUCCESS
-        return SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        """Make later exports no-ops that return ``FAILURE``."""
-        self._writer.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered: every export is written before it returns."""
-        return True
+        super().__init__(SPANS, encode_spans, path, max_bytes=max_bytes)
 
 
-class JsonLinesLogExporter(LogRecordExporter):
+class JsonLinesLogExporter(JsonLinesExporter[ReadableLogRecord, LogRecordExportResult], LogRecordExporter):
     """Appends each batch of log records as one OTLP/JSON line to ``path``."""
 
     def __init__(
         self, path: str | os.PathLike[str] | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
-        self._writer = JsonLinesWriter(path, max_bytes=max_bytes)
-
-    @property
-    def path(self) -> Path:
-        """The absolute path written to."""
-        return self._writer.path
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Append ``batch``; ``FAILURE`` after shutdown or when the file cannot be written."""
-        if self._writer.closed:
-            return LogRecordExportResult.FAILURE
-        if not batch:
-            return LogRecordExportResult.SUCCESS
-        try:
-            line = encode_logs(batch)
-        except Exception as error:  # telemetry must not break the program
-            self._writer.warn_once(f"otel_runtime could not encode log records: {error!r}", exc_info=True)
-            return LogRecordExportResult.FAILURE
-        if self._writer.write_line(line):
-            return LogRecordExportResult.SUCCESS
-        return LogRecordExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        """Make later exports no-ops that return ``FAILURE``."""
-        self._writer.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered: every export is written before it returns."""
-        return True
+        super().__init__(LOGS, encode_logs, path, max_bytes=max_bytes)

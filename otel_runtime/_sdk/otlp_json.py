@@ -1,4 +1,4 @@
-"""OTLP/JSON lines: the format of the OpenTelemetry Collector's ``file`` exporter.
+"""OTLP/JSON, the format of the OpenTelemetry Collector's ``file`` exporter: encoding for export.
 
 Each line is one ``TracesData`` or ``LogsData`` object in the OTLP JSON mapping: the proto3 JSON
 mapping with lowerCamelCase keys, 64-bit integers as decimal strings and enums as integers, except
@@ -7,24 +7,17 @@ receiver reads such lines back, and an OTLP/HTTP endpoint accepts each one as an
 ``application/json`` request body.
 
 Encoding goes through OpenTelemetry's own protobuf encoders, so the file holds exactly what the OTLP
-exporters would send. Reading flattens the nested ``resource -> scope -> span`` structure into one
-plain dict per span or log record (:class:`FlatSpan`, :class:`FlatLog`), the shape the CLI and the
-test receiver share.
+exporters would send. Reading the lines back into plain dicts is the tools' job (``_tools/otlp_read.py``).
 
 >>> line = encode_spans(finished_spans)               # doctest: +SKIP
->>> for record in read_records(".otel_runtime/telemetry.jsonl"):  # doctest: +SKIP
-...     for span in iter_spans(record):
-...         print(span["name"], span["parent_span_id"])
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TypedDict, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
@@ -33,85 +26,13 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = [
-    "FlatEvent",
-    "FlatLink",
-    "FlatLog",
-    "FlatSpan",
-    "decode_any_value",
-    "decode_attributes",
-    "encode_logs",
-    "encode_spans",
-    "from_otlp_json",
-    "iter_logs",
-    "iter_resources",
-    "iter_spans",
-    "read_records",
-    "to_otlp_json",
-]
+__all__ = ["encode_logs", "encode_spans", "from_otlp_json", "to_otlp_json"]
 
 # The fields the OTLP JSON mapping writes as hex rather than base64, wherever they occur
 # (Span, Span.Link, LogRecord). No other object key in OTLP is spelled like these.
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
 
 _MessageT = TypeVar("_MessageT", bound=Message)
-
-
-class FlatEvent(TypedDict):
-    """A span event."""
-
-    name: str
-    time_ns: int
-    attributes: dict[str, Any]
-
-
-class FlatLink(TypedDict):
-    """A span link."""
-
-    trace_id: str
-    span_id: str
-    attributes: dict[str, Any]
-
-
-class FlatSpan(TypedDict):
-    """One span, flattened out of its resource and scope."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    kind: int
-    start_ns: int
-    end_ns: int
-    status_code: int
-    status_message: str
-    attributes: dict[str, Any]
-    events: list[FlatEvent]
-    links: list[FlatLink]
-    resource: dict[str, Any]
-    scope: str
-
-
-class FlatLog(TypedDict):
-    """One log record, flattened out of its resource and scope.
-
-    ``time_ns`` falls back to ``observed_time_ns`` when the record has no event time.
-    """
-
-    time_ns: int
-    observed_time_ns: int
-    severity_number: int
-    severity_text: str
-    body: Any
-    attributes: dict[str, Any]
-    event_name: str
-    trace_id: str | None
-    span_id: str | None
-    resource: dict[str, Any]
-    scope: str
-
-
-# -- encoding ---------------------------------------------------------------------------------------
 
 
 def to_otlp_json(message: Message) -> dict[str, Any]:
@@ -165,136 +86,3 @@ def _convert_ids(node: Any, convert: Callable[[str], str]) -> Any:
     if isinstance(node, list):
         return [_convert_ids(item, convert) for item in node]
     return node
-
-
-# -- reading ----------------------------------------------------------------------------------------
-
-
-def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield each JSON object in the OTLP/JSON lines file at ``path``.
-
-    Blank, truncated or otherwise unparsable lines (a writer killed mid-line, a foreign line) are
-    skipped. A missing file raises ``FileNotFoundError``.
-    """
-    with Path(path).open("rb") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                continue
-            if isinstance(record, dict):
-                yield record
-
-
-def iter_resources(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """The resource attributes of each ``resourceSpans`` / ``resourceLogs`` entry of ``record``."""
-    for resource_data in (*record.get("resourceSpans", ()), *record.get("resourceLogs", ())):
-        yield decode_attributes(resource_data.get("resource", {}).get("attributes"))
-
-
-def iter_spans(record: Mapping[str, Any]) -> Iterator[FlatSpan]:
-    """The spans of one OTLP/JSON ``TracesData`` object, flattened."""
-    for resource_spans in record.get("resourceSpans", ()):
-        resource = decode_attributes(resource_spans.get("resource", {}).get("attributes"))
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            scope = str(scope_spans.get("scope", {}).get("name", ""))
-            for span in scope_spans.get("spans", ()):
-                status = span.get("status", {})
-                yield FlatSpan(
-                    trace_id=_hex_id(span.get("traceId")) or "",
-                    span_id=_hex_id(span.get("spanId")) or "",
-                    parent_span_id=_hex_id(span.get("parentSpanId")),
-                    name=str(span.get("name", "")),
-                    kind=int(span.get("kind", 0)),
-                    start_ns=int(span.get("startTimeUnixNano", 0)),
-                    end_ns=int(span.get("endTimeUnixNano", 0)),
-                    status_code=int(status.get("code", 0)),
-                    status_message=str(status.get("message", "")),
-                    attributes=decode_attributes(span.get("attributes")),
-                    events=[
-                        FlatEvent(
-                            name=str(event.get("name", "")),
-                            time_ns=int(event.get("timeUnixNano", 0)),
-                            attributes=decode_attributes(event.get("attributes")),
-                        )
-                        for event in span.get("events", ())
-                    ],
-                    links=[
-                        FlatLink(
-                            trace_id=_hex_id(link.get("traceId")) or "",
-                            span_id=_hex_id(link.get("spanId")) or "",
-                            attributes=decode_attributes(link.get("attributes")),
-                        )
-                        for link in span.get("links", ())
-                    ],
-                    resource=resource,
-                    scope=scope,
-                )
-
-
-def iter_logs(record: Mapping[str, Any]) -> Iterator[FlatLog]:
-    """The log records of one OTLP/JSON ``LogsData`` object, flattened."""
-    for resource_logs in record.get("resourceLogs", ()):
-        resource = decode_attributes(resource_logs.get("resource", {}).get("attributes"))
-        for scope_logs in resource_logs.get("scopeLogs", ()):
-            scope = str(scope_logs.get("scope", {}).get("name", ""))
-            for log in scope_logs.get("logRecords", ()):
-                observed_ns = int(log.get("observedTimeUnixNano", 0))
-                yield FlatLog(
-                    # The log data model: when a record has no event time, use its observed time.
-                    time_ns=int(log.get("timeUnixNano", 0)) or observed_ns,
-                    observed_time_ns=observed_ns,
-                    severity_number=int(log.get("severityNumber", 0)),
-                    severity_text=str(log.get("severityText", "")),
-                    body=decode_any_value(log.get("body", {})),
-                    attributes=decode_attributes(log.get("attributes")),
-                    event_name=str(log.get("eventName", "")),
-                    trace_id=_hex_id(log.get("traceId")),
-                    span_id=_hex_id(log.get("spanId")),
-                    resource=resource,
-                    scope=scope,
-                )
-
-
-def decode_attributes(key_values: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
-    """A list of OTLP/JSON ``KeyValue`` objects as a plain dict."""
-    return {str(kv.get("key", "")): decode_any_value(kv.get("value", {})) for kv in key_values or ()}
-
-
-def decode_any_value(value: Mapping[str, Any]) -> Any:
-    """An OTLP/JSON ``AnyValue`` as a plain Python value (``None`` when empty)."""
-    for kind, raw in value.items():
-        if kind == "arrayValue":
-            return [decode_any_value(item) for item in raw.get("values", ())]
-        if kind == "kvlistValue":
-            return decode_attributes(raw.get("values"))
-        decode = _SCALAR_DECODERS.get(kind)
-        if decode is not None:
-            return decode(raw)
-    return None
-
-
-_SCALAR_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "stringValue": str,
-    "boolValue": bool,
-    "intValue": int,  # a decimal string, or a number from lenient writers
-    "doubleValue": float,  # also "NaN", "Infinity", "-Infinity"
-    "bytesValue": base64.b64decode,  # only ids are hex; other bytes stay base64
-}
-
-
-def _hex_id(value: Any) -> str | None:
-    """A lowercase hex id; ``None`` for an absent or empty one. Tolerates base64 from proto3-JSON writers."""
-    if not value:
-        return None
-    text = str(value)
-    try:
-        bytes.fromhex(text)
-    except ValueError:
-        try:
-            return base64.b64decode(text, validate=True).hex()
-        except binascii.Error:
-            return text
-    return text.lower()

@@ -213,3 +213,6 @@ def _exception_attributes(exc_info: object) -> dict[str, AnyValue]:
         exception_attributes.EXCEPTION_MESSAGE: str(error),
         exception_attributes.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(kind, error, tb)),
     }
+
+
+OTelLogHandler.__module__ = "otel_runtime.logging"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import FlatSpan, iter_logs, iter_spans
+from otel_runtime._tools.otlp_read import FlatSpan, iter_logs, iter_spans
 from otel_runtime._tools.tree import RunInfo, Style, format_duration
 
 __all__ = ["Change", "Follower", "LiveRun", "follow", "process_alive"]

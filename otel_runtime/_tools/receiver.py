@@ -50,15 +50,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from otel_runtime._sdk.otlp_json import (
-    FlatLog,
-    FlatSpan,
-    from_otlp_json,
-    iter_logs,
-    iter_resources,
-    iter_spans,
-    to_otlp_json,
-)
+from otel_runtime._sdk.otlp_json import from_otlp_json, to_otlp_json
+from otel_runtime._tools.otlp_read import FlatLog, FlatSpan, iter_logs, iter_resources, iter_spans
 
 __all__ = ["OtlpReceiver"]
 

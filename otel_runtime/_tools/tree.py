@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import FlatSpan
+from otel_runtime._tools.otlp_read import FlatSpan
 
 __all__ = ["RunInfo", "RunNode", "Style", "build_forest", "find_flow_runs", "format_duration", "render"]
 

@@ -49,17 +49,11 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core.deployments import deployment
 from otel_runtime._engine.flows import Flow
-from otel_runtime._sdk.configure import (
-    Telemetry,
-    check_endpoint,
-    configure,
-    latest,
-    make_resource,
-    otlp_span_exporter,
-    resolve_protocol,
-)
+from otel_runtime._sdk.configure import Telemetry, configure, latest
+from otel_runtime._sdk.exporters import otlp_span_exporter
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._sdk.options import check_endpoint, make_resource, resolve_protocol
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime._tools.tree import RunInfo, Style, build_forest, find_flow_runs, render
 from otel_runtime.environment_variables import OTEL_RUNTIME_TELEMETRY_FILE
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
-from otel_runtime._base.environ import live_reader
+from otel_runtime._base.environ import live_reader, parse_bool
 from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX
 
 __all__ = ["cast_override", "lazy_module"]
@@ -30,7 +30,7 @@ def cast_override(qualified_name: str, raw: str, real: Any) -> Any:
     if real is None:
         return raw
     if isinstance(real, bool):
-        return raw.lower() == "true"
+        return parse_bool(raw, default=False)
     if isinstance(real, (int, float)):
         return type(real)(raw)
     if isinstance(real, datetime):

@@ -24,7 +24,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from otel_runtime import Telemetry, configure, deployment, flow, runtime, task
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import FlatSpan
+from otel_runtime._tools.otlp_read import FlatSpan
 from otel_runtime.testing import OtlpReceiver, use_logger_provider, use_tracer_provider
 
 PROTOCOLS = ["grpc", "http/protobuf"]

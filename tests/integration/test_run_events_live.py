@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import iter_logs, iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_logs, iter_spans, read_records
 from otel_runtime.testing import OtlpReceiver
 
 SLEEPING_FLOW = """

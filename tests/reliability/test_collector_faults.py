@@ -1,7 +1,7 @@
 """A collector that is down, goes away, answers slowly or refuses: the program does not notice, the user does.
 
 Each test runs real flows through a real SDK ``TracerProvider`` whose spans go through
-``_export_health.span_processor`` (the SDK's ``BatchSpanProcessor`` over a counting wrapper) to a real
+``monitored_processor.span_processor`` (the SDK's ``BatchSpanProcessor`` over a counting wrapper) to a real
 OTLP exporter, gRPC or HTTP, aimed at a loopback ``OtlpReceiver`` the test breaks on purpose.
 """
 
@@ -27,10 +27,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_runtime import flow, task
-from otel_runtime._sdk.export_health import (
+from otel_runtime._sdk.drops import dropped
+from otel_runtime._sdk.monitored_processor import (
     MonitoredLogProcessor,
     MonitoredSpanProcessor,
-    dropped,
     log_processor,
     span_processor,
 )

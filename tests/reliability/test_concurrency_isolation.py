@@ -27,7 +27,7 @@ from structlog.testing import capture_logs
 
 from otel_runtime import deployment, flow, runtime, task
 from otel_runtime._base import keys as _keys
-from otel_runtime._sdk.otlp_json import iter_spans, read_records
+from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime.context import FlowRunContext, TaskRunContext
 from otel_runtime.logging import add_run_context
 from otel_runtime.task_runners import ProcessPoolTaskRunner

@@ -1,0 +1,45 @@
+"""The import row: ``import otel_runtime`` against ``import opentelemetry.sdk.trace``, fresh interpreters."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+from bench._report import TIMES, Row, format_ns
+
+__all__ = ["import_row"]
+
+_TIMED_IMPORT = (
+    "import time\nstart = time.perf_counter_ns()\nimport {module}\nprint(time.perf_counter_ns() - start)"
+)
+
+
+def _import_ns(module: str) -> int:
+    """Nanoseconds ``import module`` takes in a new interpreter (its own start-up not counted)."""
+    code = _TIMED_IMPORT.format(module=module)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def import_row(rounds: int) -> Row:
+    """Median of per-round ratios; rounds alternate which import runs first."""
+    ours_ns: list[int] = []
+    floor_ns: list[int] = []
+    ratios: list[float] = []
+    for round_ in range(rounds):
+        pair = [("otel_runtime", ours_ns), ("opentelemetry.sdk.trace", floor_ns)]
+        if round_ % 2:
+            pair.reverse()
+        for module, out in pair:
+            out.append(_import_ns(module))
+        ratios.append(ours_ns[-1] / floor_ns[-1])
+    ratio = statistics.median(ratios)
+    return Row(
+        "`import otel_runtime` vs `import opentelemetry.sdk.trace` (fresh interpreters)",
+        format_ns(statistics.median(ours_ns)),
+        format_ns(statistics.median(floor_ns)),
+        f"{ratio:.2f}{TIMES}",
+        f"≤ 1{TIMES}",
+        ratio <= 1.0,
+    )

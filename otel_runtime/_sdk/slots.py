@@ -1,0 +1,176 @@
+"""The one processor ``configure()`` adds to each provider, whose contents a later call swaps.
+
+Each provider gets one *slot* of ours, added once; ``configure()`` swaps what the slot holds, so
+calling it again replaces the exporters instead of adding a second set. At process exit (and when a
+provider is shut down) the slots shut their processors down within the process's shutdown bound,
+even when the endpoint is down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from otel_runtime._sdk.monitored_processor import (
+    MonitoredLogProcessor,
+    MonitoredProcessor,
+    MonitoredSpanProcessor,
+)
+from otel_runtime._sdk.shutdown import exit_deadline, shutdown_within
+
+__all__ = ["LOGGER_SLOTS", "TRACER_SLOTS", "LogSlot", "ProviderSlots", "Slot", "SpanSlot", "install", "lock"]
+
+_ProcessorT = TypeVar("_ProcessorT", bound=MonitoredProcessor[Any])
+_ProviderT = TypeVar("_ProviderT", TracerProvider, LoggerProvider)
+
+lock: Final = threading.Lock()
+"""Held while the slots change, so that one ``configure()`` sets both signals' slots together."""
+
+
+class Slot(Generic[_ProcessorT]):
+    """The processors a provider's slot holds now; shut down within the exit bound with the provider."""
+
+    def __init__(self) -> None:
+        self.held: tuple[_ProcessorT, ...] = ()
+
+    def shutdown(self) -> None:
+        """Shut down what the slot holds, within the exit bound; the slot stays usable for configure()."""
+        held, self.held = self.held, ()
+        shutdown_within(held, exit_deadline())
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush every processor held; ``False`` if one did not finish."""
+        return all([processor.force_flush(timeout_millis) for processor in self.held])  # noqa: C419 - flush all
+
+
+# A tracer provider takes a SpanProcessor and a logger provider a LogRecordProcessor (different base
+# classes with different hooks), so each signal keeps a slot class that adds itself to its provider and
+# forwards its one hook; the rest is the generic Slot above.
+class SpanSlot(Slot[MonitoredSpanProcessor], SpanProcessor):
+    """The slot of a tracer provider."""
+
+    @classmethod
+    def added_to(cls, provider: TracerProvider) -> SpanSlot:
+        """A new slot, added to ``provider``."""
+        slot = cls()
+        provider.add_span_processor(slot)
+        return slot
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Hand the span to every processor held."""
+        for processor in self.held:
+            processor.on_end(span)
+
+
+class LogSlot(Slot[MonitoredLogProcessor], LogRecordProcessor):
+    """The slot of a logger provider."""
+
+    @classmethod
+    def added_to(cls, provider: LoggerProvider) -> LogSlot:
+        """A new slot, added to ``provider``."""
+        slot = cls()
+        provider.add_log_record_processor(slot)
+        return slot
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Hand the record to every processor held."""
+        for processor in self.held:
+            processor.on_emit(log_record)
+
+
+class ProviderSlots(Generic[_ProviderT, _ProcessorT]):
+    """The slot of each SDK provider of one signal, and the global provider they go to.
+
+    Callers hold :data:`lock` around every method.
+    """
+
+    def __init__(
+        self,
+        provider_type: type[_ProviderT],
+        get_global: Callable[[], object],
+        set_global: Callable[[_ProviderT], None],
+        add_slot: Callable[[_ProviderT], Slot[_ProcessorT]],
+    ) -> None:
+        self._provider_type: type[_ProviderT] = provider_type
+        self._get_global = get_global
+        self._set_global: Callable[[_ProviderT], None] = set_global
+        self._add_slot: Callable[[_ProviderT], Slot[_ProcessorT]] = add_slot
+        self._slots: weakref.WeakKeyDictionary[_ProviderT, Slot[_ProcessorT]] = weakref.WeakKeyDictionary()
+
+    def fill(
+        self, resource: Resource, processors: tuple[_ProcessorT, ...]
+    ) -> tuple[_ProviderT, Sequence[_ProcessorT]]:
+        """Put ``processors`` in the slot of the global provider (made with ``resource`` if there is no SDK
+        provider yet); return the provider and what the slot held before."""
+        provider = self._get_global()
+        if not isinstance(provider, self._provider_type):
+            provider = self._provider_type(resource=resource)
+            self._set_global(provider)
+        # else opentelemetry-instrument or the user got there first: add to their provider
+        slot = self._slots.get(provider)
+        if slot is None:
+            slot = self._slots[provider] = self._add_slot(provider)
+        replaced, slot.held = slot.held, processors
+        return provider, replaced
+
+    def empty_global(self) -> Sequence[_ProcessorT]:
+        """Empty the slot of the current global provider; return what it held."""
+        provider = self._get_global()
+        slot = self._slots.get(provider) if isinstance(provider, self._provider_type) else None
+        return self._empty(slot)
+
+    def withdraw(self, provider: _ProviderT | None, processors: Sequence[_ProcessorT]) -> None:
+        """Take ``processors`` out of ``provider``'s slot, if they are still in it."""
+        slot = self._slots.get(provider) if provider is not None else None
+        if slot is not None:
+            slot.held = tuple(processor for processor in slot.held if processor not in processors)
+
+    def empty_all(self) -> list[_ProcessorT]:
+        """Empty every slot; return what they held."""
+        return [processor for slot in list(self._slots.values()) for processor in self._empty(slot)]
+
+    @staticmethod
+    def _empty(slot: Slot[_ProcessorT] | None) -> Sequence[_ProcessorT]:
+        if slot is None:
+            return ()
+        held, slot.held = slot.held, ()
+        return held
+
+
+TRACER_SLOTS: Final[ProviderSlots[TracerProvider, MonitoredSpanProcessor]] = ProviderSlots(
+    TracerProvider, trace.get_tracer_provider, trace.set_tracer_provider, SpanSlot.added_to
+)
+LOGGER_SLOTS: Final[ProviderSlots[LoggerProvider, MonitoredLogProcessor]] = ProviderSlots(
+    LoggerProvider, _logs.get_logger_provider, _logs.set_logger_provider, LogSlot.added_to
+)
+
+
+def install(
+    resource: Resource,
+    span_processors: tuple[MonitoredSpanProcessor, ...],
+    log_processors: tuple[MonitoredLogProcessor, ...],
+) -> tuple[TracerProvider, LoggerProvider, list[MonitoredProcessor[Any]]]:
+    """Put the new processors in the global providers' slots; return the providers and what they replaced."""
+    with lock:
+        tracer_provider, replaced_spans = TRACER_SLOTS.fill(resource, span_processors)
+        logger_provider, replaced_logs = LOGGER_SLOTS.fill(resource, log_processors)
+    # The last configure() decides the order: our exit hook runs before the providers' own (LIFO).
+    atexit.unregister(_shutdown_at_exit)
+    atexit.register(_shutdown_at_exit)
+    return tracer_provider, logger_provider, [*replaced_spans, *replaced_logs]
+
+
+def _shutdown_at_exit() -> None:
+    """Flush and stop every exporter configure() installed, all within the exit bound."""
+    deadline = exit_deadline()
+    with lock:
+        held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
+    shutdown_within(held, deadline)
