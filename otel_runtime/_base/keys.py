@@ -51,6 +51,7 @@ __all__ = [
     "RUN_END_EVENT",
     "RUN_EVENTS",
     "RUN_EVENT_ATTRIBUTES",
+    "RUN_LOGGER_NAME",
     "RUN_PARENT_SPAN_ID",
     "RUN_START_EVENT",
     "RUN_STATE_NAME",
@@ -151,6 +152,9 @@ RETRY_DELAY_SECONDS: Final = "otel_runtime.retry.delay_seconds"
 """Attribute of the ``retry`` event: seconds until the next attempt starts."""
 RETRY_FAILED_ATTEMPT: Final = "otel_runtime.retry.failed_attempt"
 """Attribute of the ``retry`` event: the run count of the attempt that failed."""
+
+RUN_LOGGER_NAME: Final = "otel_runtime.run"
+"""The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""
 
 # -- Run states, run events and run metrics (watching runs while they run) ---------------------------
 

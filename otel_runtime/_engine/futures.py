@@ -62,3 +62,6 @@ def resolve_futures(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: resolve_futures(item) for key, item in value.items()}
     return value
+
+
+TaskRunFuture.__module__ = "otel_runtime"
