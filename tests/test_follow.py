@@ -203,3 +203,40 @@ def test_terminal_follow_redraws_the_tree_in_place(telemetry: Telemetry) -> None
     assert "\033[J" in output
     assert "\033[2F" in output  # up over the two lines drawn before: header and run
     assert "▶ flow drawn" in output
+
+
+def test_the_traces_command_follows_the_file_until_interrupted(tmp_path: Path, telemetry: Telemetry) -> None:
+    """`otel-runtime traces --follow`, piped: a line when a flow starts, one when it ends; Ctrl-C exits 0."""
+    assert telemetry.telemetry_file is not None
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    command = [
+        sys.executable,
+        "-m",
+        "otel_runtime.cli",
+        "traces",
+        "--follow",
+        "--file",
+        str(telemetry.telemetry_file),
+    ]
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        time.sleep(1.0)  # the command is up and has read the (empty) file
+
+        @flow(flow_run_name="followed-run")
+        def followed() -> None:
+            telemetry.force_flush()
+            time.sleep(1.0)
+
+        followed()
+        telemetry.force_flush()
+        time.sleep(1.5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    lines = out.splitlines()
+    assert process.returncode == 0, err
+    assert any("▶ flow followed · followed-run · started" in line for line in lines), out
+    assert any("✓ flow followed · followed-run · COMPLETED in" in line for line in lines), out

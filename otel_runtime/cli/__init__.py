@@ -53,6 +53,7 @@ from otel_runtime._sdk.configure import Telemetry, configure, latest
 from otel_runtime._sdk.exporters import otlp_span_exporter
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
 from otel_runtime._sdk.options import check_endpoint, make_resource, resolve_protocol
+from otel_runtime._tools.follow import follow
 from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime._tools.tree import RunInfo, Style, build_forest, find_flow_runs, render
 from otel_runtime.environment_variables import OTEL_RUNTIME_TELEMETRY_FILE
@@ -507,6 +508,10 @@ def _traces(arguments: argparse.Namespace) -> int:
     path = Path(
         arguments.file or os.environ.get(OTEL_RUNTIME_TELEMETRY_FILE, "").strip() or DEFAULT_TELEMETRY_PATH
     )
+    if arguments.follow:  # the live tree (_tools.follow): runs as they start and end, until Ctrl-C
+        with contextlib.suppress(KeyboardInterrupt):
+            follow(path, sys.stdout, _style(), terminal=sys.stdout.isatty(), last=arguments.last)
+        return 0
     rotated = path.with_name(path.name + ".1")
     files = [file for file in (rotated, path) if file.is_file()]  # the older lines first
     if not path.is_file():
@@ -718,6 +723,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     traces.add_argument(
         "--flow-run", metavar="ID", help="show only this flow run (an id or its first characters)"
+    )
+    traces.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading the file: runs as they start and end, running ones with their elapsed time, "
+        "a run whose process died as lost (redrawn on a terminal, one line per change when piped); Ctrl-C "
+        "stops",
     )
     traces.set_defaults(handler=_traces)
 
