@@ -19,11 +19,10 @@ from collections.abc import Sequence
 
 import structlog
 from opentelemetry import baggage, trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -46,6 +45,7 @@ from bench._workloads import (
 from otel_runtime import runtime
 from otel_runtime._core.models import FlowRun, TaskRun
 from otel_runtime._sdk.run_metrics import RunMetrics
+from otel_runtime._sdk.run_watch import RunSlot
 from otel_runtime.context import FlowRunContext, TaskRunContext
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import use_tracer_provider
@@ -300,28 +300,13 @@ def otlp_row() -> Row:
 
 
 # 8. the run metrics: a task run with metrics on against the same task run with metrics off
-class _Switch(SpanProcessor):
-    """Holds the run-metrics processor or nothing, so ours and the floor share one tracer provider."""
-
-    def __init__(self) -> None:
-        self.held: tuple[SpanProcessor, ...] = ()
-
-    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
-        for processor in self.held:
-            processor.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        for processor in self.held:
-            processor.on_end(span)
-
-
 def metrics_row() -> Row:
     """Ours: task runs with the run-metrics processor; floor: the same runs without it. The SDK
     measurements the runs queue are recorded when a reader collects: timed apart, per run."""
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     run_metrics = RunMetrics(meters)
-    switch = _Switch()
+    switch = RunSlot()  # holds the run metrics (ours) or nothing (the floor)
     trace.get_tracer_provider().add_span_processor(switch)  # type: ignore[attr-defined]
     n, rounds = 2_000, _rounds(31)
 

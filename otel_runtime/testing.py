@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import _internal as _logs_internal
@@ -76,6 +76,26 @@ class CapturedSpans:
 
 
 @contextmanager
+def _use_global(
+    holder: Any, provider_name: str, once_name: str, set_provider: Any, provider: Any
+) -> Iterator[Any]:
+    """Swap one OpenTelemetry global provider (``holder.<provider_name>``, set once through
+    ``holder.<once_name>``) for ``provider`` inside the block, the way OpenTelemetry's own tests do."""
+    previous_provider = getattr(holder, provider_name)
+    previous_once = getattr(holder, once_name)
+    setattr(holder, once_name, Once())
+    if provider is None:
+        setattr(holder, provider_name, None)
+    else:
+        set_provider(provider)
+    try:
+        yield provider
+    finally:
+        setattr(holder, provider_name, previous_provider)
+        setattr(holder, once_name, previous_once)
+
+
+@contextmanager
 def use_tracer_provider(provider: _TracerProviderT) -> Iterator[_TracerProviderT]:
     """Make ``provider`` the global tracer provider inside the block, then restore the previous one.
 
@@ -83,18 +103,9 @@ def use_tracer_provider(provider: _TracerProviderT) -> Iterator[_TracerProviderT
     swaps it the way OpenTelemetry's own test utilities do. ``None`` leaves none set, as in a new
     process, so the first ``set_tracer_provider()`` (or ``otel_runtime.configure()``) in the block wins.
     """
-    previous_provider = trace._TRACER_PROVIDER
-    previous_once = trace._TRACER_PROVIDER_SET_ONCE
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    if provider is None:
-        trace._TRACER_PROVIDER = None
-    else:
-        trace.set_tracer_provider(provider)
-    try:
+    names = ("_TRACER_PROVIDER", "_TRACER_PROVIDER_SET_ONCE")
+    with _use_global(trace, *names, trace.set_tracer_provider, provider):
         yield provider
-    finally:
-        trace._TRACER_PROVIDER = previous_provider
-        trace._TRACER_PROVIDER_SET_ONCE = previous_once
 
 
 @contextmanager
@@ -104,20 +115,12 @@ def use_logger_provider(provider: _LoggerProviderT) -> Iterator[_LoggerProviderT
     The log counterpart of :func:`use_tracer_provider`; ``None`` leaves none set, so the first
     ``set_logger_provider()`` (or ``otel_runtime.configure()``) in the block installs its own.
     """
-    previous_provider = _logs_internal._LOGGER_PROVIDER
-    previous_once = _logs_internal._LOGGER_PROVIDER_SET_ONCE
-    _logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()
-    if provider is None:
-        _logs_internal._LOGGER_PROVIDER = None
-    else:
-        _logs.set_logger_provider(provider)
-    try:
+    names = ("_LOGGER_PROVIDER", "_LOGGER_PROVIDER_SET_ONCE")
+    with _use_global(_logs_internal, *names, _logs.set_logger_provider, provider):
         yield provider
-    finally:
-        _logs_internal._LOGGER_PROVIDER = previous_provider
-        _logs_internal._LOGGER_PROVIDER_SET_ONCE = previous_once
 
 
+# One thin wrapper per provider kind (the duplicates tool sees the same shape): each names its globals.
 @contextmanager
 def use_meter_provider(provider: _MeterProviderT) -> Iterator[_MeterProviderT]:
     """Make ``provider`` the global meter provider inside the block, then restore the previous one.
@@ -125,18 +128,9 @@ def use_meter_provider(provider: _MeterProviderT) -> Iterator[_MeterProviderT]:
     The metrics counterpart of :func:`use_tracer_provider`; ``None`` leaves none set, so the first
     ``set_meter_provider()`` (or ``otel_runtime.configure()`` with metrics on) in the block installs its own.
     """
-    previous_provider = _metrics_internal._METER_PROVIDER
-    previous_once = _metrics_internal._METER_PROVIDER_SET_ONCE
-    _metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    if provider is None:
-        _metrics_internal._METER_PROVIDER = None
-    else:
-        metrics.set_meter_provider(provider)
-    try:
+    names = ("_METER_PROVIDER", "_METER_PROVIDER_SET_ONCE")
+    with _use_global(_metrics_internal, *names, metrics.set_meter_provider, provider):
         yield provider
-    finally:
-        _metrics_internal._METER_PROVIDER = previous_provider
-        _metrics_internal._METER_PROVIDER_SET_ONCE = previous_once
 
 
 @contextmanager

@@ -115,6 +115,8 @@ def _otlp_exporter(
     protocol: str | None, endpoint: str | None, headers: Mapping[str, str] | None, timeout: float | None
 ) -> MetricExporter:
     """The OTLP metric exporter; what is left ``None`` the exporter reads from its ``OTEL_*`` variables."""
+    # The same option handling as exporters._otlp_exporter, whose SignalExporters table knows only the
+    # span and log signals (signals.Signal); metrics can join it when that type grows a third signal.
     chosen = protocol or _env(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL) or _env(OTEL_EXPORTER_OTLP_PROTOCOL)
     chosen = (chosen or "grpc").strip().lower()
     if chosen not in _PROTOCOLS:
