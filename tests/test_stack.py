@@ -743,3 +743,27 @@ def test_compose_mounts_repository_files_read_only_and_keeps_data_in_named_volum
                 assert source in named, f"{name}: {source} is neither a repository path nor a named volume"
                 used.add(source)
     assert used == named, f"named volumes nobody mounts: {sorted(named - used)}"
+
+
+def test_the_readme_clicks_for_a_running_run_name_real_panels():
+    """The README's "A run that is still running" names dashboards and panels that exist, and those
+    panels read the active-runs metric or the run events."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**A run that is still running.**", 1)[1].split("\n- **", 1)[0]
+    named = set(re.findall(r"\*([^*]+)\*", section))
+    dashboards = {dashboard["title"]: dashboard for dashboard in _dashboards().values()}
+    panels = {
+        panel["title"]: panel for dashboard in dashboards.values() for panel in _panels(dashboard["panels"])
+    }
+    assert {"Flow runs running now", "Runs running now, by flow", "Run starts and ends"} <= named
+    links = {
+        field["urlDisplayLabel"]
+        for ds in _datasources()
+        for field in (ds.get("jsonData") or {}).get("derivedFields", [])
+    }
+    for name in named:
+        known = name in panels or name in links or any(name in title for title in dashboards)
+        assert known, f"README names {name!r}: no such dashboard, panel or link"
+    for title in ("Flow runs running now", "Runs running now, by flow"):
+        assert _keys.PROMETHEUS_RUNS_ACTIVE in panels[title]["targets"][0]["expr"]
+    assert _prometheus_name(_keys.RUN_TYPE) in panels["Run starts and ends"]["targets"][0]["expr"]
