@@ -112,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     traces.add_argument(
         "--flow-run", metavar="ID", help="show only this flow run (an id or its first characters)"
     )
+    traces.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading the file: runs as they start and end, running ones with their elapsed time, "
+        "a run whose process died as lost (redrawn on a terminal, one line per change when piped); Ctrl-C "
+        "stops",
+    )
     traces.set_defaults(handler=traces_command)
 
     check = commands.add_parser(

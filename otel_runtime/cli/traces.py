@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
+from otel_runtime._tools.follow import follow
 from otel_runtime._tools.otlp_read import iter_spans, read_records
 from otel_runtime._tools.tree import build_forest, find_flow_runs, render
 from otel_runtime.cli.errors import CliError
@@ -22,6 +25,10 @@ def traces_command(arguments: argparse.Namespace) -> int:
     path = Path(
         arguments.file or os.environ.get(OTEL_RUNTIME_TELEMETRY_FILE, "").strip() or DEFAULT_TELEMETRY_PATH
     )
+    if arguments.follow:  # the live tree (_tools.follow): runs as they start and end, until Ctrl-C
+        with contextlib.suppress(KeyboardInterrupt):
+            follow(path, sys.stdout, terminal_style(), terminal=sys.stdout.isatty(), last=arguments.last)
+        return 0
     rotated = path.with_name(path.name + ".1")
     files = [file for file in (rotated, path) if file.is_file()]  # the older lines first
     if not path.is_file():
