@@ -128,7 +128,8 @@ come from the OpenTelemetry semantic conventions)."""
 RETRY_EVENT: Final = "retry"
 """Span event added after a failed attempt that will be retried."""
 
-# Log fields: structlog event-dict keys and OTLP log record attributes.
+# Log fields: structlog event-dict keys and OTLP log record attributes. They mirror the span attributes
+# in shape (flow_run.id / flow_run_id): two spellings on purpose, each the convention of its signal.
 LOG_DEPLOYMENT_NAME: Final = "deployment_name"
 LOG_FLOW_RUN_ID: Final = "flow_run_id"
 LOG_FLOW_RUN_NAME: Final = "flow_run_name"

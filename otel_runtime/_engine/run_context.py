@@ -31,6 +31,8 @@ def _refuse_pickling(self: object) -> NoReturn:
     )
 
 
+# The two contexts share a shape (record, callable, parameters, span, log_prints, get): two classes on
+# purpose, since user code tells them apart with isinstance, as it does with Prefect's.
 @dataclass(eq=False, slots=True)
 class FlowRunContext:
     """The active flow run: its record, the flow, its bound parameters, its span and task runner."""

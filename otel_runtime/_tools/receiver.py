@@ -14,21 +14,14 @@ collector that is overloaded, slow or down.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import json
-import socket
 import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -36,9 +29,7 @@ from google.protobuf.json_format import ParseError
 from google.protobuf.message import DecodeError, Message
 
 # googleapis-common-protos (a dependency of the OTLP exporters) ships .pyi files but no py.typed.
-from google.rpc.code_pb2 import Code  # type: ignore[import-untyped]
 from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
-from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -50,20 +41,27 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from otel_runtime._sdk.otlp_json import from_otlp_json, to_otlp_json
+from otel_runtime._sdk.otlp_json import to_otlp_json
+from otel_runtime._sdk.signals import Signal
 from otel_runtime._tools.otlp_read import FlatLog, FlatSpan, iter_logs, iter_resources, iter_spans
+from otel_runtime._tools.receiver_transports import (
+    HttpServer,
+    LogsService,
+    TraceService,
+    known_port,
+)
 
 __all__ = ["OtlpReceiver"]
 
-_Signal = Literal["traces", "logs"]
+ItemT = TypeVar("ItemT")
 
 _HOST: Final = "127.0.0.1"
-_HTTP_PATHS: Final[dict[str, _Signal]] = {"/v1/traces": "traces", "/v1/logs": "logs"}
-_REQUEST_TYPES: Final[dict[_Signal, type[Message]]] = {
+_HTTP_PATHS: Final[dict[str, Signal]] = {"/v1/traces": "traces", "/v1/logs": "logs"}
+_REQUEST_TYPES: Final[dict[Signal, type[Message]]] = {
     "traces": ExportTraceServiceRequest,
     "logs": ExportLogsServiceRequest,
 }
-_RESPONSE_TYPES: Final[dict[_Signal, type[Message]]] = {
+_RESPONSE_TYPES: Final[dict[Signal, type[Message]]] = {
     "traces": ExportTraceServiceResponse,
     "logs": ExportLogsServiceResponse,
 }
@@ -106,7 +104,7 @@ class OtlpReceiver:
         self._lifecycle = threading.Lock()
         self._grpc_server: grpc.Server | None = None
         self._grpc_executor: ThreadPoolExecutor | None = None
-        self._http_server: _HttpServer | None = None
+        self._http_server: HttpServer | None = None
         self._http_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -158,8 +156,8 @@ class OtlpReceiver:
         # Without SO_REUSEPORT a port already in use fails loudly instead of being silently shared.
         server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
         # The generated *_pb2_grpc modules carry no annotations.
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)  # type: ignore[no-untyped-call]
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self), server)  # type: ignore[no-untyped-call]
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(self), server)  # type: ignore[no-untyped-call]
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsService(self), server)  # type: ignore[no-untyped-call]
         try:
             port = server.add_insecure_port(f"{_HOST}:{self._grpc_port}")
         except RuntimeError as error:  # recent grpcio raises instead of returning 0
@@ -181,7 +179,7 @@ class OtlpReceiver:
             self._grpc_server = self._grpc_executor = None
 
     def _start_http(self) -> None:
-        server = _HttpServer((_HOST, self._http_port), self)
+        server = HttpServer((_HOST, self._http_port), self)
         self._http_port = server.server_address[1]
         self._http_server = server
         self._http_thread = threading.Thread(
@@ -197,12 +195,12 @@ class OtlpReceiver:
     @property
     def grpc_port(self) -> int:
         """The gRPC port (known after the first ``start``)."""
-        return _known_port(self._grpc_port)
+        return known_port(self._grpc_port)
 
     @property
     def http_port(self) -> int:
         """The HTTP port (known after the first ``start``)."""
-        return _known_port(self._http_port)
+        return known_port(self._http_port)
 
     @property
     def grpc_endpoint(self) -> str:
@@ -253,25 +251,33 @@ class OtlpReceiver:
 
     def wait_for_spans(self, n: int = 1, timeout: float = 5.0) -> list[FlatSpan]:
         """Block until at least ``n`` spans have arrived and return them all; ``TimeoutError`` if not."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self._spans) >= n, timeout):
-                names = [span["name"] for span in self._spans]
-                raise TimeoutError(
-                    f"OtlpReceiver got {len(names)} span(s) in {timeout}s, expected at least {n}; "
-                    f"names: {names}; requests: {dict(self._requests)}"
-                )
-            return list(self._spans)
+        return self._wait_for(
+            self._spans, n, timeout, noun="span(s)", shown="names", show=lambda span: span["name"]
+        )
 
     def wait_for_logs(self, n: int = 1, timeout: float = 5.0) -> list[FlatLog]:
         """Block until at least ``n`` log records have arrived and return them all; else ``TimeoutError``."""
+        return self._wait_for(
+            self._logs, n, timeout, noun="log record(s)", shown="bodies", show=lambda log: log["body"]
+        )
+
+    def _wait_for(
+        self,
+        items: list[ItemT],
+        n: int,
+        timeout: float,
+        *,
+        noun: str,
+        shown: str,
+        show: Callable[[ItemT], Any],
+    ) -> list[ItemT]:
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._logs) >= n, timeout):
-                bodies = [log["body"] for log in self._logs]
+            if not self._cond.wait_for(lambda: len(items) >= n, timeout):
                 raise TimeoutError(
-                    f"OtlpReceiver got {len(bodies)} log record(s) in {timeout}s, expected at least {n}; "
-                    f"bodies: {bodies}; requests: {dict(self._requests)}"
+                    f"OtlpReceiver got {len(items)} {noun} in {timeout}s, expected at least {n}; "
+                    f"{shown}: {[show(item) for item in items]}; requests: {dict(self._requests)}"
                 )
-            return list(self._logs)
+            return list(items)
 
     # -- fault injection ------------------------------------------------------------------------
 
@@ -312,7 +318,7 @@ class OtlpReceiver:
 
     def _receive(
         self,
-        signal: _Signal,
+        signal: Signal,
         transport: str,
         decode: Callable[[], dict[str, Any]],
         headers: dict[str, str] | None = None,
@@ -354,7 +360,7 @@ class OtlpReceiver:
                 self._fault = self._fault_remaining = None
         return fault
 
-    def _export_grpc(self, signal: _Signal, request: Message, context: grpc.ServicerContext) -> None:
+    def _export_grpc(self, signal: Signal, request: Message, context: grpc.ServicerContext) -> None:
         metadata = {str(key): str(value) for key, value in context.invocation_metadata() or ()}
         fault = self._receive(signal, "grpc", lambda: to_otlp_json(request), metadata)
         if fault is None:
@@ -366,161 +372,6 @@ class OtlpReceiver:
                 ((_RETRY_INFO_KEY, RetryInfo(retry_delay=delay).SerializeToString()),)
             )
         context.abort(fault.grpc_code, fault.message)
-
-
-def _known_port(port: int) -> int:
-    if not port:
-        raise RuntimeError("OtlpReceiver has no port yet: call start() first")
-    return port
-
-
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        self._receiver = receiver
-
-    def Export(  # noqa: N802 - the name the generated gRPC servicer defines
-        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
-    ) -> ExportTraceServiceResponse:
-        self._receiver._export_grpc("traces", request, context)
-        return ExportTraceServiceResponse()
-
-
-class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        self._receiver = receiver
-
-    def Export(  # noqa: N802 - the name the generated gRPC servicer defines
-        self, request: ExportLogsServiceRequest, context: grpc.ServicerContext
-    ) -> ExportLogsServiceResponse:
-        self._receiver._export_grpc("logs", request, context)
-        return ExportLogsServiceResponse()
-
-
-class _HttpServer(ThreadingHTTPServer):
-    """A threading HTTP server that can close its open keep-alive connections on stop.
-
-    Without that, a client's pooled connection would keep reaching a handler thread of a
-    "stopped" receiver, and ``stop()`` could not wait for those threads.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], receiver: OtlpReceiver) -> None:
-        self.receiver = receiver
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _HttpHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Registered here, before the thread starts, so close_connections() cannot miss it.
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name="otlp-receiver-http-conn",
-            daemon=True,
-        )
-        with self._connections_lock:
-            self._connections[request] = thread
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.pop(request, None)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Hang up on every open connection and wait for its handler thread."""
-        with self._connections_lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(socket.SHUT_RDWR)
-        for _, thread in connections:
-            thread.join()
-
-
-class _HttpHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the exporters' connection pools expect
-    timeout = 10  # seconds an idle connection is kept
-    server: _HttpServer
-
-    def do_POST(self) -> None:
-        # OTLP/HTTP answers in the encoding it was sent, errors included.
-        is_json = self.headers.get_content_type() == "application/json"
-        signal = _HTTP_PATHS.get(urlsplit(self.path).path)
-        if signal is None:
-            self._fail(
-                HTTPStatus.NOT_FOUND, Code.NOT_FOUND, f"no OTLP signal at {self.path}", is_json=is_json
-            )
-            return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.close_connection = True
-            self._fail(
-                HTTPStatus.LENGTH_REQUIRED, Code.INVALID_ARGUMENT, "Content-Length required", is_json=is_json
-            )
-            return
-        if length > _MAX_BODY_BYTES:
-            self.close_connection = True
-            self._fail(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, Code.INVALID_ARGUMENT, "body too large", is_json=is_json
-            )
-            return
-        body = self.rfile.read(length)
-        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
-        try:
-            fault = self.server.receiver._receive(
-                signal,
-                "http",
-                lambda: _decode_http_body(signal, body, encoding, is_json=is_json),
-                dict(self.headers.items()),
-            )
-        except _BAD_DATA as error:
-            message = f"bad OTLP request: {error}"
-            self._fail(HTTPStatus.BAD_REQUEST, Code.INVALID_ARGUMENT, message, is_json=is_json)
-            return
-        if fault is None:
-            self._reply(HTTPStatus.OK, _RESPONSE_TYPES[signal](), is_json=is_json)
-            return
-        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-        self._fail(fault.http_status, Code.UNAVAILABLE, fault.message, is_json=is_json, headers=headers)
-
-    def _fail(
-        self, status: int, code: int, message: str, *, is_json: bool, headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer with the ``google.rpc.Status`` body OTLP/HTTP requires on every error."""
-        self._reply(status, Status(code=code, message=message), is_json=is_json, headers=headers)
-
-    def _reply(
-        self, status: int, message: Message, *, is_json: bool, headers: dict[str, str] | None = None
-    ) -> None:
-        body = json.dumps(to_otlp_json(message)).encode() if is_json else message.SerializeToString()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if is_json else "application/x-protobuf")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet: no access log on stderr."""
-
-
-def _decode_http_body(signal: _Signal, body: bytes, encoding: str, *, is_json: bool) -> dict[str, Any]:
-    if encoding == "gzip":
-        body = gzip.decompress(body)
-    elif encoding == "deflate":
-        body = zlib.decompress(body)
-    elif encoding not in ("identity", "none", ""):
-        raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-    if len(body) > _MAX_BODY_BYTES:
-        raise ValueError("body too large after decompression")
-    request_type = _REQUEST_TYPES[signal]
-    # JSON goes through the protobuf message too, so it is validated and normalized alike.
-    message = from_otlp_json(json.loads(body), request_type) if is_json else request_type.FromString(body)
-    return to_otlp_json(message)
 
 
 OtlpReceiver.__module__ = "otel_runtime.testing"

@@ -55,6 +55,7 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # One block of declarations per command: they look alike because argparse declarations do.
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Prefect-style flow runs and task runs as OpenTelemetry traces.",
