@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import _internal as _logs_internal
@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from otel_runtime._tools.receiver import OtlpReceiver
+if TYPE_CHECKING:
+    from otel_runtime._tools.receiver import OtlpReceiver
 
 __all__ = [
     "CapturedSpans",
@@ -144,3 +145,17 @@ def capture_spans(service_name: str = "otel-runtime-test") -> Iterator[CapturedS
             yield CapturedSpans(exporter, provider)
         finally:
             provider.shutdown()
+
+
+def __getattr__(name: str) -> Any:
+    """``OtlpReceiver`` on first use, so ``capture_spans`` users load no gRPC or protobuf."""
+    if name == "OtlpReceiver":
+        from otel_runtime._tools.receiver import OtlpReceiver
+
+        globals()[name] = OtlpReceiver
+        return OtlpReceiver
+    raise AttributeError(f"module 'otel_runtime.testing' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"OtlpReceiver"})
