@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 import resource
+import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 import structlog
 from opentelemetry import baggage, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -27,7 +30,7 @@ from bench._floor import bare_run, bare_run_async
 from bench._imports import import_row
 from bench._receiver_process import receiver_process
 from bench._report import TIMES, Row, format_ns, ratio_row
-from bench._timing import compare
+from bench._timing import compare, time_once
 from bench._workloads import (
     empty_flow,
     flow_shape,
@@ -41,6 +44,8 @@ from bench._workloads import (
 )
 from otel_runtime import runtime
 from otel_runtime._core.models import FlowRun, TaskRun
+from otel_runtime._sdk.run_metrics import RunMetrics
+from otel_runtime._sdk.run_watch import RunSlot
 from otel_runtime.context import FlowRunContext, TaskRunContext
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import use_tracer_provider
@@ -51,6 +56,7 @@ __all__ = [
     "flow_run_row",
     "log_processor_row",
     "memory_row",
+    "metrics_row",
     "otlp_row",
     "prefect_row",
     "task_run_row",
@@ -293,6 +299,52 @@ def otlp_row() -> Row:
     )
 
 
+# 8. the run metrics: a task run with metrics on against the same task run with metrics off
+def metrics_row() -> Row:
+    """Ours: task runs with the run-metrics processor; floor: the same runs without it. The SDK
+    measurements the runs queue are recorded when a reader collects: timed apart, per run."""
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    run_metrics = RunMetrics(meters)
+    switch = RunSlot()  # holds the run metrics (ours) or nothing (the floor)
+    trace.get_tracer_provider().add_span_processor(switch)  # type: ignore[attr-defined]
+    n, rounds = 2_000, _rounds(31)
+
+    def runs(count: int) -> None:
+        for _ in range(count):
+            noop_task()
+
+    def measure() -> tuple[float, float, float, float]:
+        ours, floor, ratios, recording = [], [], [], []
+        runs(n)
+        for round_ in range(rounds):
+            timed: dict[bool, float] = {}
+            for on in ((True, False) if round_ % 2 == 0 else (False, True)):
+                switch.held = (run_metrics,) if on else ()
+                timed[on] = time_once(runs, n) / n
+                switch.held = ()
+                if on:
+                    recording.append(time_once(lambda _: run_metrics.force_flush(), 1) / n)
+            ours.append(timed[True])
+            floor.append(timed[False])
+            ratios.append(timed[True] / timed[False])
+        return tuple(statistics.median(values) for values in (ours, floor, ratios, recording))  # type: ignore[return-value]
+
+    try:
+        ours_ns, floor_ns, ratio, recording_ns = in_flow(measure)
+    finally:
+        switch.held = ()
+        meters.shutdown()
+    return Row(
+        "task run in a flow, run metrics on vs off",
+        format_ns(ours_ns),
+        format_ns(floor_ns),
+        f"{ratio:.2f}{TIMES} on the run's path; +{format_ns(recording_ns)} a run when a reader collects",
+        f"≤ 1.1{TIMES}",
+        ratio <= 1.1,
+    )
+
+
 # Prefect, when it is installed
 PREFECT_QUIET = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
@@ -350,6 +402,7 @@ ROWS = {
     "log": log_processor_row,
     "async": async_gather_row,
     "memory": memory_row,
+    "metrics": metrics_row,
     "otlp": otlp_row,
     "prefect": prefect_row,
 }

@@ -21,6 +21,7 @@ from otel_runtime import runtime
 from otel_runtime._core.deployments import deployment, tags
 from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.futures import TaskRunFuture
+from otel_runtime._engine.remote import register_worker_setup
 from otel_runtime._engine.tasks import Task, task, unmapped
 
 if TYPE_CHECKING:
@@ -54,6 +55,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'otel_runtime' has no attribute {name!r}")
+
+
+def _configure_worker() -> None:
+    """How a process-pool or Dask worker sets up telemetry: ``configure()`` from its inherited ``OTEL_*``."""
+    import otel_runtime._sdk as sdk
+
+    sdk.configure()
+
+
+register_worker_setup(_configure_worker)
 
 
 def __dir__() -> list[str]:

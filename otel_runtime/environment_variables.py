@@ -14,7 +14,10 @@ __all__ = [
     "OTEL_RUNTIME_DEPLOYMENT_NAME",
     "OTEL_RUNTIME_DEPLOYMENT_VERSION",
     "OTEL_RUNTIME_OVERRIDE_PREFIX",
+    "OTEL_RUNTIME_PROMETHEUS_ADDRESS",
     "OTEL_RUNTIME_RECORD_PARAMETERS",
+    "OTEL_RUNTIME_RUN_EVENTS",
+    "OTEL_RUNTIME_RUN_METRICS",
     "OTEL_RUNTIME_TELEMETRY_FILE",
     "OTEL_RUNTIME_UI_URL",
 ]
@@ -72,4 +75,27 @@ Applies to the ``otel_runtime_baggage`` propagator. A key ending in ``*`` allows
 sends only the run keys. Default: unset (every key is sent). Read once, at the first inject, unless
 ``propagation.configure_baggage(...)`` decides first. Example:
 ``OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS=tenant.id,region,feature.*``.
+"""
+
+OTEL_RUNTIME_RUN_EVENTS: Final = "OTEL_RUNTIME_RUN_EVENTS"
+"""``false`` stops the run events: the log record at the start and at the end of every run.
+
+Default: ``true`` (they go wherever the logs go; with logs off there are none). Read by ``configure()``.
+Example: ``OTEL_RUNTIME_RUN_EVENTS=false``.
+"""
+
+OTEL_RUNTIME_RUN_METRICS: Final = "OTEL_RUNTIME_RUN_METRICS"
+"""``false`` stops the run metrics (active runs, run duration, runs by final state).
+
+Default: ``true`` (they go wherever the metrics go; with metrics off there are none). Read by
+``configure()``. Example: ``OTEL_RUNTIME_RUN_METRICS=false``.
+"""
+
+OTEL_RUNTIME_PROMETHEUS_ADDRESS: Final = "OTEL_RUNTIME_PROMETHEUS_ADDRESS"
+"""``host:port`` where ``configure()`` serves the metrics for Prometheus to scrape (``/metrics``).
+
+Setting it turns the endpoint on, whatever ``OTEL_METRICS_EXPORTER`` says; needs the ``prometheus``
+extra (``pip install 'otel-runtime[prometheus]'``). ``OTEL_METRICS_EXPORTER=prometheus`` without it
+serves on ``OTEL_EXPORTER_PROMETHEUS_HOST``:``OTEL_EXPORTER_PROMETHEUS_PORT`` (default
+``localhost:9464``). Default: unset. Example: ``OTEL_RUNTIME_PROMETHEUS_ADDRESS=127.0.0.1:9464``.
 """

@@ -36,8 +36,8 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._engine.run_fields import EMPTY_FIELDS, logger_fields, run_fields
 from otel_runtime._surface.log_export import OTelLogHandler, is_otel_handler
-from otel_runtime._surface.run_fields import EMPTY_FIELDS, run_fields
 from otel_runtime.context import get_run_context
 
 __all__ = ["OTelLogHandler", "add_run_context", "configure_logging", "get_run_logger", "instrument_logging"]
@@ -77,12 +77,7 @@ def get_run_logger(**initial_values: Any) -> Any:
     reads them where each line is logged.
     """
     get_run_context()
-    fields = {
-        key: value
-        for key, value in run_fields().items()
-        if value is not None and key not in (_keys.LOG_TRACE_ID, _keys.LOG_SPAN_ID)
-    }
-    return structlog.get_logger("otel_runtime.run").bind(**fields, **initial_values)
+    return structlog.get_logger(_keys.RUN_LOGGER_NAME).bind(**logger_fields(), **initial_values)
 
 
 def _drop_empty_run_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

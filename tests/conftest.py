@@ -36,6 +36,15 @@ def restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def no_run_events_or_metrics_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run events (two log records per run) and default OTLP metrics are newer than the tests that count
+    the log records and requests configure() sends: off by default here. The run event and metric tests
+    (test_run_*, test_metrics_setup, integration/test_prometheus, ...) turn them on themselves."""
+    monkeypatch.setenv("OTEL_RUNTIME_RUN_EVENTS", "false")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+
+
+@pytest.fixture(autouse=True)
 def restore_propagators() -> Iterator[None]:
     """The global propagators (which configure() may swap) are restored after every test."""
     before = propagate.get_global_textmap()

@@ -4,8 +4,8 @@ These tests read the files and start nothing: the stack itself needs Docker. The
 Collector pipelines are wired, that ports and host names agree between docker-compose.yml and the
 configs, that every data source a dashboard or cross-link uses is provisioned, and that every attribute,
 label or log field a query uses is one otel_runtime emits. The names we emit come from
-``otel_runtime._base.keys``; the few names below that are not ours come from OpenTelemetry, the Collector's
-span-metrics connector or Loki, and say so.
+``otel_runtime._base.keys``; the few names below that are not ours come from OpenTelemetry, Prometheus
+or Loki, and say so. (tests/integration/test_prometheus.py runs the PromQL on a real Prometheus.)
 """
 
 from __future__ import annotations
@@ -61,11 +61,16 @@ EXAMPLE_TASK_SPAN = _keys.TASK_SPAN_PREFIX + "extract"
 # Names that are not ours.
 SERVICE_NAME = "service.name"  # OpenTelemetry resource attribute; configure() sets it
 RESOURCE_ATTRIBUTES = frozenset({SERVICE_NAME})
-# Data-point attributes the span-metrics connector adds to every metric, besides our dimensions.
-SPAN_METRICS_BUILTIN_DIMENSIONS = ("service.name", "span.name", "span.kind", "status.code")
+# Labels Prometheus series carry besides our metric attributes: the scrape's job and instance, the
+# exporters' instrumentation-scope label, and the histogram bucket bound.
+PROMETHEUS_BUILTIN_LABELS = frozenset({"job", "instance", "otel_scope_name"})
 SPAN_METRICS_CONNECTOR = "span_metrics"  # component type in the pinned collector-contrib release
-HISTOGRAM_UNIT_WORDS = {"ms": "milliseconds", "s": "seconds"}  # Prometheus unit suffixes
 BUCKET_LABEL = "le"  # Prometheus histogram bucket bound
+HISTOGRAM_SUFFIXES = ("bucket", "sum", "count")
+RUN_METRIC_NAMES = frozenset(
+    {_keys.PROMETHEUS_RUNS_ACTIVE, _keys.PROMETHEUS_RUNS_FINISHED}
+    | {f"{_keys.PROMETHEUS_RUN_DURATION}_{suffix}" for suffix in HISTOGRAM_SUFFIXES}
+)
 # Grafana expands these itself; they are not dashboard variables.
 GRAFANA_BUILTIN_VARIABLE = re.compile(r"__\w+")
 
@@ -133,28 +138,15 @@ def _component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
-def _span_metrics() -> dict[str, Any]:
-    (config,) = (
-        cfg or {}
-        for name, cfg in (_collector().get("connectors") or {}).items()
-        if _component_type(name) == SPAN_METRICS_CONNECTOR
-    )
-    return config
-
-
 def _is_our_span_attribute(name: str) -> bool:
     parameter_prefixes = (_keys.FLOW_RUN_PARAMETER_PREFIX, _keys.TASK_RUN_PARAMETER_PREFIX)
     return name in SPAN_ATTRIBUTES or name.startswith(parameter_prefixes)
 
 
-def _dimensions() -> list[str]:
-    return [dimension["name"] for dimension in _span_metrics()["dimensions"]]
-
-
 def _metric_labels() -> set[str]:
-    """Every label a span-metrics series can carry."""
-    names = [*SPAN_METRICS_BUILTIN_DIMENSIONS, *_dimensions()]
-    return {_prometheus_name(name) for name in names} | {BUCKET_LABEL}
+    """Every label a run-metric series can carry in Prometheus."""
+    ours = {_prometheus_name(name) for name in _keys.METRIC_ATTRIBUTES}
+    return ours | PROMETHEUS_BUILTIN_LABELS | {BUCKET_LABEL}
 
 
 def _loki_stream_labels() -> set[str]:
@@ -306,7 +298,7 @@ _MATCHER = re.compile(r'([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)\s*"')
 _PROM_GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 # label_values(metric{...}, label) or label_values(label): (metric, label)
 _LABEL_VALUES = re.compile(r"label_values\((?:\s*([A-Za-z_:][\w:]*)\s*(?:\{[^}]*\})?\s*,)?\s*(\w+)\s*\)")
-_SPAN_NAME_MATCHER = re.compile(r'\bspan_name\s*(=~|=)\s*"([^"]*)"')
+_RUN_TYPE_MATCHER = re.compile(rf'\b{_prometheus_name(_keys.RUN_TYPE)}\s*(=~|=)\s*"([^"]*)"')
 _LOG_STREAM = re.compile(r"^\s*\{([^}]*)\}")
 _LOG_LABEL_FILTER = re.compile(r"\|\s*([A-Za-z_]\w*)\s*(?:=~|!~|!=|==|=|>=|<=|>|<)")
 _TRACEQL_ATTRIBUTE = re.compile(r"(?<![\w.])(span|resource)\.([A-Za-z_][\w.]*\w)")
@@ -477,63 +469,72 @@ def test_backend_configs_listen_on_declared_ports():
         assert ports <= _declared_ports(name), f"{name} listens on {sorted(ports - _declared_ports(name))}"
 
 
-# --- span metrics and names ------------------------------------------------------------------------
+# --- run metrics and names -------------------------------------------------------------------------
 
 
-def test_span_metrics_dimensions_are_span_attributes_we_emit():
-    """The span-metrics connector groups by flow.name, task.name and deployment.name, all of them span
-    attributes otel_runtime sets."""
-    dimensions = _dimensions()
-    assert {_keys.FLOW_NAME, _keys.TASK_NAME, _keys.DEPLOYMENT_NAME} <= set(dimensions)
-    unknown = [dimension for dimension in dimensions if not _is_our_span_attribute(dimension)]
-    assert not unknown, f"dimensions otel_runtime never sets: {unknown}"
+def test_run_metric_attributes_are_flow_task_deployment_and_state():
+    """Run metrics are grouped by run type, flow.name, task.name, deployment.name and the state: span
+    attributes otel_runtime sets, or the run state it derives."""
+    attributes = set(_keys.METRIC_ATTRIBUTES)
+    assert {_keys.RUN_TYPE, _keys.FLOW_NAME, _keys.TASK_NAME, _keys.DEPLOYMENT_NAME} <= attributes
+    state = {_keys.RUN_STATE_TYPE, _keys.RUN_STATE_NAME}
+    unknown = [name for name in attributes - state if not _is_our_span_attribute(name)]
+    assert not unknown, f"metric attributes otel_runtime never sets: {unknown}"
 
 
-def test_span_metrics_dimensions_hold_no_per_run_value():
-    """No dimension is a run id, run name or other per-run attribute: each value would be a new series."""
-    per_run = [d for d in _dimensions() if d.split(".", 1)[0] in PER_RUN_SCOPES]
-    assert not per_run, f"per-run dimensions explode metric cardinality: {per_run}"
+def test_run_metric_attributes_hold_no_per_run_value():
+    """No metric attribute is a run id, run name or other per-run attribute (each value: a new series)."""
+    per_run = [name for name in _keys.METRIC_ATTRIBUTES if name.split(".", 1)[0] in PER_RUN_SCOPES]
+    assert not per_run, f"per-run attributes explode metric cardinality: {per_run}"
 
 
-def test_span_metrics_exemplars_are_enabled():
-    """Span-metrics histograms carry exemplars, and the exporter serves them (OpenMetrics)."""
-    assert _span_metrics()["exemplars"]["enabled"] is True
-    exporter_types = {_component_type(name): cfg for name, cfg in _collector()["exporters"].items()}
+def test_metrics_go_from_otlp_to_prometheus_with_exemplars_and_no_span_metrics_connector():
+    """The metrics pipeline takes OTLP (the library's run metrics) to the prometheus exporter, which serves
+    OpenMetrics (exemplars: trace ids on the duration buckets); Prometheus stores exemplars; and there
+    is no span-metrics connector (the run metrics replace it, see the README)."""
+    config = _collector()
+    pipelines = config["service"]["pipelines"].items()
+    (metrics,) = [p for name, p in pipelines if _component_type(name) == "metrics"]
+    assert metrics["receivers"] == ["otlp"]
+    exporter_types = {_component_type(name): cfg for name, cfg in config["exporters"].items()}
+    assert [_component_type(name) for name in metrics["exporters"]] == ["prometheus"]
     assert exporter_types["prometheus"].get("enable_open_metrics") is True
+    assert exporter_types["prometheus"].get("translation_strategy") == "UnderscoreEscapingWithSuffixes"
+    assert not [c for c in config.get("connectors") or {} if _component_type(c) == SPAN_METRICS_CONNECTOR]
+    assert "--enable-feature=exemplar-storage" in _services()["prometheus"]["command"]
 
 
-def test_queries_use_the_metric_names_the_connector_exports():
-    """PromQL queries name the span metrics as the connector's namespace and histogram unit produce them."""
-    # Both are read from the config, not defaulted: the connector's default unit is changing.
-    namespace = _prometheus_name(_span_metrics()["namespace"])
-    unit = HISTOGRAM_UNIT_WORDS[_span_metrics()["histogram"]["unit"]]
-    expected = {f"{namespace}_calls_total"}
-    expected |= {f"{namespace}_duration_{unit}_{suffix}" for suffix in ("bucket", "sum", "count")}
+def test_queries_use_the_run_metric_names():
+    """PromQL queries name the run metrics as Prometheus stores them (keys.PROMETHEUS_*)."""
     for query in _queries("promql"):
-        unknown = _promql_metrics(query.text) - expected
-        assert not unknown, f"{query.where}: metrics the collector does not export: {sorted(unknown)}"
+        used = _promql_metrics(query.text)
+        assert used, f"{query.where}: no metric"
+        unknown = used - RUN_METRIC_NAMES
+        assert not unknown, f"{query.where}: metrics otel_runtime does not export: {sorted(unknown)}"
 
 
-def test_prometheus_labels_in_queries_exist_on_span_metrics():
-    """Every label a PromQL query matches or groups by is a span-metrics dimension or a connector label."""
+def test_prometheus_labels_in_queries_exist_on_run_metrics():
+    """Every label a PromQL query matches or groups by is a run-metric attribute or a Prometheus label."""
     for query in _queries("promql"):
         unknown = _promql_labels(query.text) - _metric_labels()
-        assert not unknown, f"{query.where}: labels no span metric carries: {sorted(unknown)}"
+        assert not unknown, f"{query.where}: labels no run metric carries: {sorted(unknown)}"
 
 
-def test_span_name_filters_select_one_run_type():
-    """span_name filters match the flow span names or the task span names, never both and never neither."""
+def test_run_type_filters_select_one_run_type():
+    """Dashboard queries filter the run type to flow or to task, never both and never neither, and the
+    dashboards cover both."""
     kinds = set()
-    for query in _queries("promql"):
-        for operator, value in _SPAN_NAME_MATCHER.findall(query.text):
-            matches = {
-                kind
-                for kind, example in (("flow", EXAMPLE_FLOW_SPAN), ("task", EXAMPLE_TASK_SPAN))
-                if (re.fullmatch(value, example) if operator == "=~" else value == example)
-            }
-            assert len(matches) == 1, f"{query.where}: {value!r} matches {sorted(matches) or 'nothing'}"
-            kinds |= matches
-    assert kinds == {"flow", "task"}, f"dashboards only cover {sorted(kinds)} runs"
+    for query in _dashboard_queries():
+        if query.language != "promql" or ("label_values" in query.text and "task_name" not in query.text):
+            continue
+        matches = _RUN_TYPE_MATCHER.findall(query.text)
+        assert matches, f"{query.where}: the run type is not filtered"
+        for operator, value in matches:
+            regex = operator == "=~"
+            found = {kind for kind in RUN_TYPES if (re.fullmatch(value, kind) if regex else value == kind)}
+            assert len(found) == 1, f"{query.where}: {value!r} matches {sorted(found) or 'nothing'}"
+            kinds |= found
+    assert kinds == RUN_TYPES, f"dashboards only cover {sorted(kinds)} runs"
 
 
 def test_logql_queries_filter_on_fields_the_library_logs():
@@ -543,7 +544,8 @@ def test_logql_queries_filter_on_fields_the_library_logs():
         assert stream, f"{query.where}: no stream selector"
         unknown = set(_MATCHER.findall(stream.group(1))) - _loki_stream_labels()
         assert not unknown, f"{query.where}: stream labels Loki does not index: {sorted(unknown)}"
-        unknown = set(_LOG_LABEL_FILTER.findall(query.text)) - LOG_FIELDS
+        event_fields = {_prometheus_name(name) for name in _keys.RUN_EVENT_ATTRIBUTES}  # Loki: dots to _
+        unknown = set(_LOG_LABEL_FILTER.findall(query.text)) - LOG_FIELDS - event_fields
         assert not unknown, f"{query.where}: fields otel_runtime never logs: {sorted(unknown)}"
 
 
@@ -741,3 +743,27 @@ def test_compose_mounts_repository_files_read_only_and_keeps_data_in_named_volum
                 assert source in named, f"{name}: {source} is neither a repository path nor a named volume"
                 used.add(source)
     assert used == named, f"named volumes nobody mounts: {sorted(named - used)}"
+
+
+def test_the_readme_clicks_for_a_running_run_name_real_panels():
+    """The README's "A run that is still running" names dashboards and panels that exist, and those
+    panels read the active-runs metric or the run events."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**A run that is still running.**", 1)[1].split("\n- **", 1)[0]
+    named = set(re.findall(r"\*([^*]+)\*", section))
+    dashboards = {dashboard["title"]: dashboard for dashboard in _dashboards().values()}
+    panels = {
+        panel["title"]: panel for dashboard in dashboards.values() for panel in _panels(dashboard["panels"])
+    }
+    assert {"Flow runs running now", "Runs running now, by flow", "Run starts and ends"} <= named
+    links = {
+        field["urlDisplayLabel"]
+        for ds in _datasources()
+        for field in (ds.get("jsonData") or {}).get("derivedFields", [])
+    }
+    for name in named:
+        known = name in panels or name in links or any(name in title for title in dashboards)
+        assert known, f"README names {name!r}: no such dashboard, panel or link"
+    for title in ("Flow runs running now", "Runs running now, by flow"):
+        assert _keys.PROMETHEUS_RUNS_ACTIVE in panels[title]["targets"][0]["expr"]
+    assert _prometheus_name(_keys.RUN_TYPE) in panels["Run starts and ends"]["targets"][0]["expr"]

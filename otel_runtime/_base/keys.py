@@ -39,6 +39,7 @@ __all__ = [
     "LINK_STATE_NAME",
     "LINK_STATE_TYPE",
     "LINK_TASK_RUN_ID",
+    "HOST_NAME",
     "LOG_DEPLOYMENT_NAME",
     "LOG_FIELDS",
     "LOG_FLOW_RUN_ID",
@@ -47,9 +48,28 @@ __all__ = [
     "LOG_TASK_RUN_ID",
     "LOG_TASK_RUN_NAME",
     "LOG_TRACE_ID",
+    "METRIC_ATTRIBUTES",
+    "METRIC_NAMES",
+    "METRIC_RUNS_ACTIVE",
+    "METRIC_RUNS_FINISHED",
+    "METRIC_RUN_DURATION",
+    "PROCESS_PID",
+    "PROMETHEUS_METRICS",
+    "PROMETHEUS_RUNS_ACTIVE",
+    "PROMETHEUS_RUNS_FINISHED",
+    "PROMETHEUS_RUN_DURATION",
     "RETRY_DELAY_SECONDS",
     "RETRY_EVENT",
     "RETRY_FAILED_ATTEMPT",
+    "RUN_DURATION_S",
+    "RUN_END_EVENT",
+    "RUN_EVENTS",
+    "RUN_EVENT_ATTRIBUTES",
+    "RUN_LOGGER_NAME",
+    "RUN_PARENT_SPAN_ID",
+    "RUN_START_EVENT",
+    "RUN_STATE_NAME",
+    "RUN_STATE_TYPE",
     "RUN_TYPE",
     "RUN_TYPE_FLOW",
     "RUN_TYPE_TASK",
@@ -94,10 +114,6 @@ TASK_NAME: Final = "task.name"
 TASK_RUN_NAME: Final = "task_run.name"
 TASK_RUN_TAGS: Final = "task_run.tags"
 TASK_RUN_RUN_COUNT: Final = "task_run.run_count"
-FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
-FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
-TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
-TASK_RUN_STATE_NAME: Final = "task_run.state.name"
 FLOW_RUN_PARAMETER_PREFIX: Final = "flow_run.parameter."
 TASK_RUN_PARAMETER_PREFIX: Final = "task_run.parameter."
 
@@ -119,10 +135,6 @@ SPAN_ATTRIBUTES: Final = (
     TASK_RUN_NAME,
     TASK_RUN_TAGS,
     TASK_RUN_RUN_COUNT,
-    FLOW_RUN_STATE_TYPE,
-    FLOW_RUN_STATE_NAME,
-    TASK_RUN_STATE_TYPE,
-    TASK_RUN_STATE_NAME,
 )
 """Our own span attribute keys (parameters add ``*_PARAMETER_PREFIX + name``; code.* and error.type
 come from the OpenTelemetry semantic conventions)."""
@@ -178,3 +190,64 @@ RETRY_DELAY_SECONDS: Final = "otel_runtime.retry.delay_seconds"
 """Attribute of the ``retry`` event: seconds until the next attempt starts."""
 RETRY_FAILED_ATTEMPT: Final = "otel_runtime.retry.failed_attempt"
 """Attribute of the ``retry`` event: the run count of the attempt that failed."""
+
+RUN_LOGGER_NAME: Final = "otel_runtime.run"
+"""The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""
+
+# -- Run states, run events and run metrics (watching runs while they run) ---------------------------
+
+# Run states (Prefect's model) on the run span, when the engine records them.
+FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
+FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
+TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
+TASK_RUN_STATE_NAME: Final = "task_run.state.name"
+
+# Run events: one OpenTelemetry event (a log record with this ``event_name``) at the start and at the
+# end of every flow run and task run. Their attributes: the log fields (``LOG_FIELDS``, trace and span
+# id of the run's span included), ``RUN_TYPE``, ``FLOW_NAME`` / ``TASK_NAME`` and those below.
+RUN_START_EVENT: Final = "otel_runtime.run.start"
+RUN_END_EVENT: Final = "otel_runtime.run.end"
+RUN_EVENTS: Final = (RUN_START_EVENT, RUN_END_EVENT)
+RUN_STATE_TYPE: Final = "otel_runtime.run.state.type"
+"""The run's state type (``RUNNING`` at the start; ``COMPLETED``, ``FAILED``, ... at the end); also a
+metric attribute."""
+RUN_STATE_NAME: Final = "otel_runtime.run.state.name"
+"""The run's state name (``Running``, ``Completed``, ``Cached``, ...); also a metric attribute."""
+RUN_DURATION_S: Final = "otel_runtime.run.duration_s"
+"""End event: seconds from the start of the run's span to its end."""
+RUN_PARENT_SPAN_ID: Final = "otel_runtime.run.parent_span_id"
+"""Start event: the span id (16 hex) of the run span's parent, so a live tree can place the run."""
+PROCESS_PID: Final = "process.pid"  # OpenTelemetry semantic conventions: the process that runs it
+HOST_NAME: Final = "host.name"  # OpenTelemetry semantic conventions: the host it runs on
+
+RUN_EVENT_ATTRIBUTES: Final = (
+    *LOG_FIELDS,
+    RUN_TYPE,
+    FLOW_NAME,
+    TASK_NAME,
+    RUN_STATE_TYPE,
+    RUN_STATE_NAME,
+    RUN_DURATION_S,
+    RUN_PARENT_SPAN_ID,
+    PROCESS_PID,
+    HOST_NAME,
+)
+"""Every attribute key a run event can carry."""
+
+# Run metrics, through the OpenTelemetry metrics API.
+METRIC_RUNS_ACTIVE: Final = "otel_runtime.run.active"
+"""Up-down counter: runs started and not yet ended (unit ``{run}``)."""
+METRIC_RUN_DURATION: Final = "otel_runtime.run.duration"
+"""Histogram: seconds from a run's start to its end (unit ``s``)."""
+METRIC_RUNS_FINISHED: Final = "otel_runtime.run.finished"
+"""Counter: runs ended, by final state (unit ``{run}``)."""
+METRIC_NAMES: Final = (METRIC_RUNS_ACTIVE, METRIC_RUN_DURATION, METRIC_RUNS_FINISHED)
+METRIC_ATTRIBUTES: Final = (RUN_TYPE, FLOW_NAME, TASK_NAME, DEPLOYMENT_NAME, RUN_STATE_TYPE, RUN_STATE_NAME)
+"""The attributes of run metrics (the state ones only on duration and finished). Never a run id."""
+
+# The same metrics as Prometheus names them (dots to underscores, the unit and ``_total`` suffixes),
+# whether scraped from the library's endpoint or from the Collector's prometheus exporter.
+PROMETHEUS_RUNS_ACTIVE: Final = "otel_runtime_run_active"
+PROMETHEUS_RUN_DURATION: Final = "otel_runtime_run_duration_seconds"
+PROMETHEUS_RUNS_FINISHED: Final = "otel_runtime_run_finished_total"
+PROMETHEUS_METRICS: Final = (PROMETHEUS_RUNS_ACTIVE, PROMETHEUS_RUN_DURATION, PROMETHEUS_RUNS_FINISHED)

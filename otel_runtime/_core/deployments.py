@@ -32,6 +32,7 @@ from otel_runtime.environment_variables import (
 __all__ = [
     "active_tags",
     "deployment",
+    "deployment_attributes",
     "environment_deployment",
     "remote_deployment",
     "resolve_deployment",
@@ -150,3 +151,15 @@ def remote_deployment(context: Context | None = None) -> Deployment | None:
     if name is None and id_ is None:
         return None
     return Deployment(name=name, id=id_ or deployment_id_for(name or ""))
+
+
+def deployment_attributes(deployment: Deployment | None) -> dict[str, str]:
+    """The ``deployment.*`` span attributes of a run that belongs to ``deployment``."""
+    if deployment is None:
+        return {}
+    attributes = {_keys.DEPLOYMENT_ID: deployment.id}
+    if deployment.name is not None:
+        attributes[_keys.DEPLOYMENT_NAME] = deployment.name
+    if deployment.version is not None:
+        attributes[_keys.DEPLOYMENT_VERSION] = deployment.version
+    return attributes

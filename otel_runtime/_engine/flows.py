@@ -14,7 +14,7 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import settings
 from otel_runtime._core import names as _names
-from otel_runtime._core.deployments import resolve_deployment, run_tags
+from otel_runtime._core.deployments import deployment_attributes, resolve_deployment, run_tags
 from otel_runtime._core.identity import (
     FLOW_RUN_CONTEXT,
     TASK_RUN_CONTEXT,
@@ -22,7 +22,7 @@ from otel_runtime._core.identity import (
     is_valid_name,
     with_flow_run,
 )
-from otel_runtime._core.models import Deployment, FlowRun, new_run_id
+from otel_runtime._core.models import FlowRun, new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.trace_join import root_parent
 from otel_runtime._core.tracing import tracer
@@ -30,22 +30,10 @@ from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.runs import Runnable, RunScope
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-__all__ = ["Flow", "deployment_attributes", "flow"]
+__all__ = ["Flow", "flow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def deployment_attributes(deployment: Deployment | None) -> dict[str, str]:
-    """The ``deployment.*`` span attributes of a run that belongs to ``deployment``."""
-    if deployment is None:
-        return {}
-    attributes = {_keys.DEPLOYMENT_ID: deployment.id}
-    if deployment.name is not None:
-        attributes[_keys.DEPLOYMENT_NAME] = deployment.name
-    if deployment.version is not None:
-        attributes[_keys.DEPLOYMENT_VERSION] = deployment.version
-    return attributes
 
 
 class _FlowScope(RunScope):
@@ -238,3 +226,6 @@ def flow(
         )
 
     return decorate if __fn is None else decorate(__fn)
+
+
+Flow.__module__ = "otel_runtime"

@@ -8,8 +8,9 @@ import sys
 import threading
 from typing import Any
 
+from otel_runtime._base.keys import RUN_LOGGER_NAME
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
-from otel_runtime.logging import get_run_logger
+from otel_runtime._engine.run_fields import logger_fields
 
 __all__ = ["capture_prints"]
 
@@ -33,11 +34,18 @@ def _print(*values: object, sep: str | None = " ", end: str | None = "\n", file:
         if run is not None and run.log_prints:
             token = _logging.set(True)  # a logger that itself prints must reach the real print
             try:
-                get_run_logger().info((" " if sep is None else sep).join(map(str, values)))
+                _log_print((" " if sep is None else sep).join(map(str, values)))
             finally:
                 _logging.reset(token)
             return
     _builtin_print(*values, sep=sep, end=end, file=file, flush=flush)
+
+
+def _log_print(text: str) -> None:
+    """Log ``text`` as the run logger would (``otel_runtime.logging.get_run_logger().info(text)``)."""
+    import structlog  # on the first captured print, so `import otel_runtime` does not load structlog
+
+    structlog.get_logger(RUN_LOGGER_NAME).bind(**logger_fields()).info(text)
 
 
 def capture_prints() -> None:

@@ -39,7 +39,7 @@ from otel_runtime._core.identity import TAGS
 if TYPE_CHECKING:
     from otel_runtime._engine.tasks import Task
 
-__all__ = ["RemoteCall", "configure_from_environment", "prepare_worker", "run_task"]
+__all__ = ["RemoteCall", "default_worker_setup", "prepare_worker", "register_worker_setup", "run_task"]
 
 WorkerSetup = Callable[[], object]
 """Called once in each worker process to set up its telemetry; must pickle (a module-level function)."""
@@ -63,11 +63,23 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def configure_from_environment() -> None:
-    """The default worker set-up: ``otel_runtime.configure()`` from the inherited ``OTEL_*`` variables."""
-    from otel_runtime._sdk.configure import configure
+_registered_setup: WorkerSetup | None = None
 
-    configure()
+
+def register_worker_setup(setup: WorkerSetup) -> None:
+    """Make ``setup`` what :func:`default_worker_setup` runs: the package registers ``configure()``.
+
+    The engine does not know the SDK wiring (a higher layer); the package facade, which knows both,
+    registers it when ``otel_runtime`` is imported, in the parent and again in every spawned worker.
+    """
+    global _registered_setup  # noqa: PLW0603 - one set-up per process, registered at import
+    _registered_setup = setup
+
+
+def default_worker_setup() -> None:
+    """The default worker set-up: the registered one (``otel_runtime.configure()`` from the environment)."""
+    if _registered_setup is not None:
+        _registered_setup()
 
 
 class RemoteCall:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import functools
 import inspect
@@ -261,6 +260,8 @@ class Runnable(Generic[P, R]):
                         raise
                     scope.retrying(exc, delay)
                 if delay:
+                    import asyncio  # only async runs that retry need it; `import otel_runtime` stays light
+
                     await asyncio.sleep(delay)
                 attempt += 1
         except BaseException as exc:

@@ -5,24 +5,24 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import importlib.util
-import multiprocessing
 import pickle
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
 from otel_runtime._engine.remote import (
     RemoteCall,
     WorkerSetup,
-    configure_from_environment,
+    default_worker_setup,
     prepare_worker,
     run_task,
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from typing_extensions import Self
 
     from otel_runtime._engine.tasks import Task
@@ -148,7 +148,7 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
         max_workers: int | None = None,
         mp_context: BaseContext | str | None = None,
         *,
-        configure_worker: WorkerSetup | None = configure_from_environment,
+        configure_worker: WorkerSetup | None = default_worker_setup,
     ) -> None:
         super().__init__(configure_worker)
         self.max_workers = max_workers
@@ -166,6 +166,8 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
             if self._executor is None:
                 context = self.mp_context
                 if isinstance(context, str):
+                    import multiprocessing  # a process pool only; `import otel_runtime` stays light
+
                     context = multiprocessing.get_context(context)
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     self.max_workers,
@@ -211,7 +213,7 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
         *,
         cluster_kwargs: Mapping[str, Any] | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
-        configure_worker: WorkerSetup | None = configure_from_environment,
+        configure_worker: WorkerSetup | None = default_worker_setup,
     ) -> None:
         if importlib.util.find_spec("distributed") is None:
             raise ImportError(_DASK_EXTRA)
@@ -299,3 +301,7 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+for _public in (TaskRunner, ThreadPoolTaskRunner, ProcessPoolTaskRunner, DaskTaskRunner):
+    _public.__module__ = "otel_runtime.task_runners"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,12 +14,11 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings
 from otel_runtime._core import names as _names
-from otel_runtime._core.deployments import remote_deployment, run_tags
+from otel_runtime._core.deployments import deployment_attributes, remote_deployment, run_tags
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
 from otel_runtime._core.models import TaskRun, new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.tracing import tracer
-from otel_runtime._engine.flows import deployment_attributes
 from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.runs import Runnable, RunScope, _Shape
@@ -149,6 +147,8 @@ class Task(Runnable[P, R], Generic[P, R]):
         args = resolve_futures(args)
         kwargs = resolve_futures(kwargs)
         if self._shape is _Shape.ASYNC:
+            import asyncio  # a worker running an async task; `import otel_runtime` stays light
+
             return asyncio.run(self._run_async(args, kwargs, task_run_id))
         if self._shape is _Shape.SYNC:
             return self._run_sync(args, kwargs, task_run_id)
@@ -253,3 +253,6 @@ def task(
         )
 
     return decorate if __fn is None else decorate(__fn)
+
+
+Task.__module__ = unmapped.__module__ = "otel_runtime"

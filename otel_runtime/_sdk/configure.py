@@ -20,18 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider  # run metrics
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, settings
 from otel_runtime._sdk.exporters import LOG_EXPORTERS, SPAN_EXPORTERS, build_exporter
+from otel_runtime._sdk.metrics_setup import (  # run metrics
+    Metrics,
+    metric_exporter_names,
+    setup_metrics,
+    stop_metrics,
+)
 from otel_runtime._sdk.monitored_processor import (
     MonitoredLogProcessor,
     MonitoredProcessor,
     MonitoredSpanProcessor,
 )
 from otel_runtime._sdk.options import make_resource, resolve_options
+from otel_runtime._sdk.run_watch import RunWatch, unwatch_runs, watch_runs  # run events and metrics
 from otel_runtime._sdk.shutdown import call_within, exit_deadline, shutdown_within
 from otel_runtime._sdk.slots import LOGGER_SLOTS, TRACER_SLOTS, install, lock
 from otel_runtime.logging import instrument_logging
@@ -51,15 +60,26 @@ class Telemetry:
     telemetry_file: Path | None
     _span_processors: tuple[MonitoredSpanProcessor, ...] = field(default=(), repr=False, compare=False)
     _log_processors: tuple[MonitoredLogProcessor, ...] = field(default=(), repr=False, compare=False)
+    # -- run events and run metrics: the meter provider and the run processors of this call --------
+    metrics_exporters: tuple[str, ...] = ()
+    _metrics: Metrics = field(default_factory=lambda: Metrics(None), repr=False, compare=False)
+    _runs: RunWatch = field(default_factory=RunWatch, repr=False, compare=False)
+
+    @property
+    def meter_provider(self) -> MeterProvider | None:
+        """The SDK ``MeterProvider`` the run metrics go to; ``None`` when metrics are off."""
+        return self._metrics.meter_provider
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Export everything buffered so far; ``False`` if that did not finish within ``timeout_millis``."""
         providers = [p for p in (self.tracer_provider, self.logger_provider) if p is not None]
-        if not providers:
+        if not providers and self._metrics.meter_provider is None:
             return True
 
         def flush() -> bool:
-            return all([provider.force_flush(int(timeout_millis)) for provider in providers])  # noqa: C419
+            self._runs.force_flush()  # run metrics queued on the runs' path, recorded now
+            flushed = [provider.force_flush(int(timeout_millis)) for provider in providers]
+            return all([*flushed, self._metrics.force_flush(timeout_millis)])
 
         return call_within(flush, timeout_millis, "otel-runtime-flush")
 
@@ -74,7 +94,9 @@ class Telemetry:
             TRACER_SLOTS.withdraw(self.tracer_provider, self._span_processors)
             LOGGER_SLOTS.withdraw(self.logger_provider, self._log_processors)
         deadline = time.monotonic() + timeout_millis / 1000
+        self._runs.stop()
         shutdown_within((*self._span_processors, *self._log_processors), deadline)
+        self._metrics.shutdown(max((deadline - time.monotonic()) * 1000, 200))
 
 
 _latest: Telemetry | None = None
@@ -106,6 +128,7 @@ def configure(
     headers: Mapping[str, str] | None = None,
     traces_exporter: str | None = None,
     logs_exporter: str | None = None,
+    metrics_exporter: str | None = None,
     export_timeout: float | None = None,
     telemetry_file: str | os.PathLike[str] | None = None,
     record_parameters: bool | None = None,
@@ -126,6 +149,9 @@ def configure(
     - ``traces_exporter`` / ``logs_exporter``: ``OTEL_TRACES_EXPORTER`` / ``OTEL_LOGS_EXPORTER``, a comma
       list of ``otlp``, ``console``, ``file`` and ``none``; default ``otlp`` when an endpoint is set,
       else ``file``;
+    - ``metrics_exporter``: ``OTEL_METRICS_EXPORTER``, a comma list of ``otlp``, ``prometheus``, ``none``
+      or an SDK exporter entry point such as ``console``; default ``otlp`` when an endpoint is set, else
+      ``none``. ``OTEL_RUNTIME_PROMETHEUS_ADDRESS`` adds a Prometheus endpoint (see ``_sdk.metrics_setup``);
     - ``export_timeout``: seconds each OTLP export may take (else ``OTEL_EXPORTER_OTLP_[TRACES_|LOGS_]
       TIMEOUT``, in seconds as the Python exporters read it, default 10), and the bound on the shutdown
       at process exit (else ``OTEL_EXPORTER_OTLP_TIMEOUT``, default 5);
@@ -152,6 +178,7 @@ def configure(
         record_parameters=record_parameters,
         disabled=disabled,
     )
+    metric_names = metric_exporter_names(metrics_exporter, endpoint)  # run metrics: checked up front
     settings.record_parameters = options.record_parameters
     settings.shutdown_timeout_millis = options.shutdown_timeout_millis
     global _latest  # noqa: PLW0603 - what the latest call set up, for the command line
@@ -162,6 +189,8 @@ def configure(
                 *TRACER_SLOTS.empty_global(),
                 *LOGGER_SLOTS.empty_global(),
             ]
+        unwatch_runs(trace.get_tracer_provider())  # run events and run metrics
+        stop_metrics(options.shutdown_timeout_millis / 1000)
         shutdown_within(stopped, exit_deadline())
         _latest = Telemetry(None, None, (), (), None)
         return _latest
@@ -183,6 +212,14 @@ def configure(
     if logs.exporters:
         instrument_logging(logger_provider)
     shutdown_within(replaced, exit_deadline())
+    # -- run events and run metrics (watching runs while they run): one block, nothing else here ----
+    run_metrics = setup_metrics(
+        resource, metric_names, endpoint=destination.endpoint, protocol=protocol, headers=destination.headers,
+        timeout=destination.timeout, exit_timeout_s=options.shutdown_timeout_millis / 1000,
+    )  # fmt: skip
+    run_logs = logger_provider if logs.exporters else None
+    runs = watch_runs(tracer_provider, run_logs, run_metrics.meter_provider)
+    # -----------------------------------------------------------------------------------------------
     _latest = Telemetry(
         tracer_provider,
         logger_provider,
@@ -191,6 +228,9 @@ def configure(
         destination.file_path if plan.uses_file else None,
         span_processors,
         log_processors,
+        run_metrics.exporters,
+        run_metrics,
+        runs,
     )
     return _latest
 

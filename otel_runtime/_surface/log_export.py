@@ -43,7 +43,7 @@ from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.util.types import AnyValue
 
 from otel_runtime._base.guard import warn_once
-from otel_runtime._surface.run_fields import run_fields
+from otel_runtime._engine.run_fields import run_fields
 
 __all__ = ["OTelLogHandler", "is_otel_handler"]
 

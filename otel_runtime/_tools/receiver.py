@@ -521,3 +521,6 @@ def _decode_http_body(signal: _Signal, body: bytes, encoding: str, *, is_json: b
     # JSON goes through the protobuf message too, so it is validated and normalized alike.
     message = from_otlp_json(json.loads(body), request_type) if is_json else request_type.FromString(body)
     return to_otlp_json(message)
+
+
+OtlpReceiver.__module__ = "otel_runtime.testing"

@@ -84,7 +84,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 def clean_environment(monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver) -> None:
     """No OTEL_* variable from the outside; the receiver starts empty."""
     for name in list(os.environ):
-        if name.startswith("OTEL_"):
+        # conftest's switches for run events and metrics stay (test_run_* and test_metrics_* cover those)
+        if name.startswith("OTEL_") and name not in ("OTEL_RUNTIME_RUN_EVENTS", "OTEL_METRICS_EXPORTER"):
             monkeypatch.delenv(name)
     receiver.clear()
 
