@@ -33,16 +33,17 @@ __all__ = [
 
 R = TypeVar("R")
 
-_CRASH_TYPES: tuple[type[BaseException], ...] = (concurrent.futures.process.BrokenProcessPool,)
-_CRASH_NAMES = frozenset({"KilledWorker", "CommClosedError", "BrokenProcessPool"})
-"""Exceptions that mean the worker running the task died, not that the task's code raised."""
+_CRASH_NAMES = frozenset({"BrokenExecutor", "KilledWorker", "CommClosedError"})
+"""Exceptions (by class name, so neither multiprocessing nor Dask is imported to check) that mean the
+worker running the task died, not that the task's code raised: ``BrokenProcessPool`` is a
+``BrokenExecutor``, ``KilledWorker`` is Dask's."""
 
 
 def is_crash(exc: BaseException) -> bool:
     """Whether ``exc`` says the run was cut off from outside its code (a dead worker, a signal)."""
     if not isinstance(exc, Exception):
         return True
-    return isinstance(exc, _CRASH_TYPES) or type(exc).__name__ in _CRASH_NAMES
+    return any(kind.__name__ in _CRASH_NAMES for kind in type(exc).__mro__)
 
 
 def _describe(exc: BaseException) -> str:
