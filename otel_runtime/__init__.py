@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from otel_runtime import runtime
 from otel_runtime._core.deployments import deployment, tags
-from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.annotations import allow_failure, quote, unmapped
+from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.futures import TaskRunFuture
 from otel_runtime._engine.remote import register_worker_setup
 from otel_runtime._engine.states import State

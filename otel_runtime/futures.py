@@ -31,4 +31,6 @@ from otel_runtime._engine.futures import (
 PrefectFuture = TaskRunFuture
 """Prefect's name for the future of a task run: the same class as ``otel_runtime.TaskRunFuture``."""
 
-__all__ = ["DoneAndNotDoneFutures", "PrefectFuture", "PrefectFutureList", "TaskRunFuture", "as_completed", "wait"]
+__all__ = [
+    "DoneAndNotDoneFutures", "PrefectFuture", "PrefectFutureList", "TaskRunFuture", "as_completed", "wait",
+]

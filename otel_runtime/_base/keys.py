@@ -33,13 +33,13 @@ __all__ = [
     "HOOK_OUTCOME_SUCCEEDED",
     "HOOK_STATE_NAME",
     "HOOK_TYPE",
+    "HOST_NAME",
     "LINK_KIND",
     "LINK_KIND_UPSTREAM",
     "LINK_KIND_WAIT_FOR",
     "LINK_STATE_NAME",
     "LINK_STATE_TYPE",
     "LINK_TASK_RUN_ID",
-    "HOST_NAME",
     "LOG_DEPLOYMENT_NAME",
     "LOG_FIELDS",
     "LOG_FLOW_RUN_ID",
@@ -114,6 +114,11 @@ TASK_NAME: Final = "task.name"
 TASK_RUN_NAME: Final = "task_run.name"
 TASK_RUN_TAGS: Final = "task_run.tags"
 TASK_RUN_RUN_COUNT: Final = "task_run.run_count"
+# Run states (Prefect's model) on the run span: every run span carries its final state.
+FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
+FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
+TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
+TASK_RUN_STATE_NAME: Final = "task_run.state.name"
 FLOW_RUN_PARAMETER_PREFIX: Final = "flow_run.parameter."
 TASK_RUN_PARAMETER_PREFIX: Final = "task_run.parameter."
 
@@ -135,6 +140,10 @@ SPAN_ATTRIBUTES: Final = (
     TASK_RUN_NAME,
     TASK_RUN_TAGS,
     TASK_RUN_RUN_COUNT,
+    FLOW_RUN_STATE_TYPE,
+    FLOW_RUN_STATE_NAME,
+    TASK_RUN_STATE_TYPE,
+    TASK_RUN_STATE_NAME,
 )
 """Our own span attribute keys (parameters add ``*_PARAMETER_PREFIX + name``; code.* and error.type
 come from the OpenTelemetry semantic conventions)."""
@@ -195,12 +204,6 @@ RUN_LOGGER_NAME: Final = "otel_runtime.run"
 """The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""
 
 # -- Run states, run events and run metrics (watching runs while they run) ---------------------------
-
-# Run states (Prefect's model) on the run span, when the engine records them.
-FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
-FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
-TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
-TASK_RUN_STATE_NAME: Final = "task_run.state.name"
 
 # Run events: one OpenTelemetry event (a log record with this ``event_name``) at the start and at the
 # end of every flow run and task run. Their attributes: the log fields (``LOG_FIELDS``, trace and span

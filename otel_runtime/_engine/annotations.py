@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from otel_runtime._engine import made
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -21,29 +23,31 @@ __all__ = ["BaseAnnotation", "allow_failure", "quote", "unmapped"]
 T = TypeVar("T")
 
 
-class BaseAnnotation(tuple[T], Generic[T]):  # type: ignore[misc]
+class BaseAnnotation(tuple[T], Generic[T]):
     """A value wrapped to tell the engine how to treat it; ``unwrap()`` gives it back."""
 
     __slots__ = ()
 
     def __new__(cls, value: T) -> Self:
+        if not made.anything:
+            made.note()
         return super().__new__(cls, (value,))
 
     @property
     def value(self) -> T:
         """The wrapped value."""
-        return tuple.__getitem__(self, 0)  # type: ignore[no-any-return]
+        return tuple.__getitem__(self, 0)
 
     def unwrap(self) -> T:
         """The wrapped value."""
-        return tuple.__getitem__(self, 0)  # type: ignore[no-any-return]
+        return tuple.__getitem__(self, 0)
 
     def rewrap(self, value: T) -> Self:
         """The same annotation around another value."""
         return type(self)(value)
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(self) is type(other) and tuple.__eq__(self, other)
 
     def __hash__(self) -> int:
         return tuple.__hash__(self)

@@ -37,19 +37,19 @@ PrefectException = OtelRuntimeError
 """Prefect's name for the base class, so ``except PrefectException`` ports unchanged."""
 
 
-class FailedRun(OtelRuntimeError):
+class FailedRun(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised for a FAILED state that carries no exception of its own (a returned ``Failed(...)``)."""
 
 
-class CrashedRun(OtelRuntimeError):
+class CrashedRun(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised for a CRASHED state that carries no exception of its own (a worker that died)."""
 
 
-class CancelledRun(OtelRuntimeError):
+class CancelledRun(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised for a CANCELLED state."""
 
 
-class PausedRun(OtelRuntimeError):
+class PausedRun(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised by ``result()`` of a PAUSED state: a paused run has no result."""
 
     def __init__(self, *args: Any, state: Any = None) -> None:
@@ -57,11 +57,11 @@ class PausedRun(OtelRuntimeError):
         self.state = state
 
 
-class UnfinishedRun(OtelRuntimeError):
+class UnfinishedRun(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised by ``result()`` of a state that is not final, such as ``NotReady``."""
 
 
-class MissingResult(OtelRuntimeError):
+class MissingResult(OtelRuntimeError):  # noqa: N818 - Prefect's name
     """Raised by ``result()`` of a COMPLETED state that holds no result."""
 
 

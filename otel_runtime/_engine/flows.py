@@ -88,7 +88,13 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             log_prints=log_prints,
             record_parameters=record_parameters,
             description=description,
-            hooks={"on_completion": on_completion, "on_failure": on_failure, "on_cancellation": on_cancellation, "on_crashed": on_crashed, "on_running": on_running},
+            hooks={
+                "on_completion": on_completion,
+                "on_failure": on_failure,
+                "on_cancellation": on_cancellation,
+                "on_crashed": on_crashed,
+                "on_running": on_running,
+            },
         )
         self.flow_run_name = flow_run_name
         self.version = version

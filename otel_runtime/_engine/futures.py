@@ -13,6 +13,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from otel_runtime._engine import made
 from otel_runtime._engine.states import Cancelled, Crashed, Failed, Pending, Running, State, StateType
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "as_completed",
     "crash_message",
     "failed_state",
+    "is_cancellation",
     "is_crash",
     "wait",
 ]
@@ -40,10 +42,15 @@ worker running the task died, not that the task's code raised: ``BrokenProcessPo
 
 
 def is_crash(exc: BaseException) -> bool:
-    """Whether ``exc`` says the run was cut off from outside its code (a dead worker, a signal)."""
-    if not isinstance(exc, Exception):
-        return True
+    """Whether ``exc`` says the worker running the run died (not that the run's code raised)."""
     return any(kind.__name__ in _CRASH_NAMES for kind in type(exc).__mro__)
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` cut the run off from outside: ``KeyboardInterrupt``, ``SystemExit``, a
+    cancelled asyncio task. The run ends CANCELLED (the project's rule since before states: its span
+    status says "Cancelled"), where Prefect would say CRASHED."""
+    return not isinstance(exc, Exception)
 
 
 def _describe(exc: BaseException) -> str:
@@ -68,8 +75,11 @@ def crash_message(exc: BaseException) -> str:
 def failed_state(exc: BaseException, kind: str, task_run_id: str | None = None,
                  flow_run_id: str | None = None) -> State[Any]:
     """The final state of a run (``kind`` ``"Task"`` or ``"Flow"``) that ``exc`` ended, with Prefect's
-    messages: FAILED for an exception its code raised, CRASHED for a signal or a dead worker."""
+    messages: FAILED for an exception its code raised, CRASHED for a dead worker, CANCELLED for a
+    signal or an exit."""
     details = {"task_run_id": task_run_id, "flow_run_id": flow_run_id}
+    if is_cancellation(exc):
+        return Cancelled(message=crash_message(exc), data=exc, state_details=details)
     if is_crash(exc):
         return Crashed(message=crash_message(exc), data=exc, state_details=details)
     separator = " " if kind == "Task" else ": "
@@ -116,6 +126,8 @@ class TaskRunFuture(Generic[R]):
         self.task_run_id = task_run_id
         self.handle = handle
         self._state: State[Any] | None = None
+        if not made.anything:
+            made.note()
 
     def __repr__(self) -> str:
         state = "done" if self._future.done() else "pending"
@@ -183,7 +195,7 @@ class TaskRunFuture(Generic[R]):
         self._future.add_done_callback(lambda _: fn(self))
 
 
-class DoneAndNotDoneFutures(NamedTuple, Generic[R]):  # type: ignore[misc]
+class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
     """What :func:`wait` returns: the futures that finished, and those that did not."""
 
     done: set[TaskRunFuture[R]]
@@ -198,7 +210,9 @@ def wait(futures: Iterable[TaskRunFuture[R]], timeout: float | None = None) -> D
     return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
 
 
-def as_completed(futures: Iterable[TaskRunFuture[R]], timeout: float | None = None) -> Iterator[TaskRunFuture[R]]:
+def as_completed(
+    futures: Iterable[TaskRunFuture[R]], timeout: float | None = None
+) -> Iterator[TaskRunFuture[R]]:
     """Yield each future as it finishes; ``TimeoutError`` if some are unfinished after ``timeout`` s."""
     by_inner = {future._future: future for future in set(futures)}
     total = len(by_inner)

@@ -22,7 +22,9 @@ from otel_runtime._engine.states import State, StateType
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["FLOW_HOOKS", "TASK_HOOKS", "FlowHookLists", "HookLists", "Hooks", "hook_name", "hooks_for", "run_hooks"]
+__all__ = [
+    "FLOW_HOOKS", "TASK_HOOKS", "FlowHookLists", "HookLists", "Hooks", "hook_name", "hooks_for", "run_hooks",
+]
 
 StateHook = Callable[[Any, Any, State[Any]], object]
 Hooks = Iterable[StateHook] | None
@@ -56,6 +58,12 @@ class HookLists:
     """
 
     _hook_kinds: tuple[str, ...] = TASK_HOOKS
+    _has_end_hooks: bool
+    on_completion_hooks: list[StateHook]
+    on_failure_hooks: list[StateHook]
+    on_running_hooks: list[StateHook]
+    on_cancellation_hooks: list[StateHook]
+    on_crashed_hooks: list[StateHook]
 
     def _init_hooks(self, given: dict[str, Iterable[StateHook] | None]) -> None:
         for kind in self._hook_kinds:

@@ -40,7 +40,12 @@ if TYPE_CHECKING:
     from otel_runtime._engine.tasks import Task
 
 __all__ = [
-    "RemoteCall", "default_worker_setup", "prepare_worker", "register_worker_setup", "run_blocked", "run_task",
+    "RemoteCall",
+    "default_worker_setup",
+    "prepare_worker",
+    "register_worker_setup",
+    "run_blocked",
+    "run_task",
 ]
 
 WorkerSetup = Callable[[], object]

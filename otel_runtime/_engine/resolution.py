@@ -14,7 +14,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, Final
 
-from otel_runtime._engine.annotations import allow_failure, quote, unmapped
+from otel_runtime._engine import made
+from otel_runtime._engine.annotations import BaseAnnotation, allow_failure, quote, unmapped
 from otel_runtime._engine.exceptions import UpstreamTaskError
 from otel_runtime._engine.futures import Settled, TaskRunFuture
 from otel_runtime._engine.states import FAILURE_TYPES, State, StateType
@@ -24,7 +25,7 @@ __all__ = ["BlockedBy", "has_upstreams", "resolve_inputs", "wait_for_upstreams"]
 _ATOMIC: Final = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
-class BlockedBy(UpstreamTaskError):
+class BlockedBy(UpstreamTaskError):  # noqa: N818 - an UpstreamTaskError, as Prefect names it
     """An :class:`UpstreamTaskError` that carries the ``upstream`` (a future or a state) that blocked."""
 
     def __init__(self, upstream: TaskRunFuture[Any] | State[Any]) -> None:
@@ -63,66 +64,85 @@ def _upstream_value(upstream: TaskRunFuture[Any] | State[Any], allowed: bool) ->
 
 def resolve_inputs(value: Any, allowed: bool = False) -> Any:
     """``value`` with every upstream future and state in it replaced by its result (waiting for each)."""
-    kind = type(value)
-    if kind in _ATOMIC:
+    if type(value) in _ATOMIC:
         return value
     if isinstance(value, (TaskRunFuture, State)):
         return _upstream_value(value, allowed)
-    if isinstance(value, quote):
-        return value.unwrap()
-    if isinstance(value, allow_failure):
-        return resolve_inputs(value.unwrap(), True)
-    if isinstance(value, unmapped):
-        return resolve_inputs(value.unwrap(), allowed)
-    if kind is list or kind is set or kind is frozenset:
-        return kind(resolve_inputs(item, allowed) for item in value)
-    if isinstance(value, tuple):
-        items = [resolve_inputs(item, allowed) for item in value]
-        return kind(*items) if hasattr(value, "_fields") else kind(items)
+    if isinstance(value, BaseAnnotation):  # quote: as it is; allow_failure, unmapped: what they wrap
+        if isinstance(value, quote):
+            return value.unwrap()
+        return resolve_inputs(value.unwrap(), allowed or isinstance(value, allow_failure))
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return _resolve_collection(value, allowed)
+    return _resolve_fields(value, allowed)
+
+
+def _resolve_collection(value: Any, allowed: bool) -> Any:
+    kind = type(value)
     if isinstance(value, dict):
         resolved = {key: resolve_inputs(item, allowed) for key, item in value.items()}
         return resolved if kind is dict else kind(resolved)
-    if isinstance(value, (list, set)):
-        return kind(resolve_inputs(item, allowed) for item in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for field in dataclasses.fields(value):
-            if field.init:
-                item = getattr(value, field.name)
-                resolved_item = resolve_inputs(item, allowed)
-                if resolved_item is not item:
-                    changes[field.name] = resolved_item
-        return dataclasses.replace(value, **changes) if changes else value
-    fields = getattr(kind, "model_fields", None)  # a pydantic (v2) model
-    if isinstance(fields, dict) and hasattr(value, "model_copy"):
-        changes = {}
-        for name in fields:
-            item = getattr(value, name, None)
-            resolved_item = resolve_inputs(item, allowed)
-            if resolved_item is not item:
-                changes[name] = resolved_item
-        return value.model_copy(update=changes) if changes else value
-    return value
+    items = [resolve_inputs(item, allowed) for item in value]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return kind(*items)  # a named tuple
+    return kind(items)
 
 
-def has_upstreams(value: Any) -> bool:
-    """Whether ``value`` holds an upstream future or state that :func:`resolve_inputs` would replace."""
-    kind = type(value)
-    if kind in _ATOMIC:
-        return False
-    if isinstance(value, (TaskRunFuture, State, allow_failure, unmapped)):
-        return True
-    if isinstance(value, quote):
-        return False
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(has_upstreams(item) for item in value)
-    if isinstance(value, dict):
-        return any(has_upstreams(item) for item in value.values())
+def _resolve_fields(value: Any, allowed: bool) -> Any:
+    """A dataclass instance or pydantic model with upstreams in its fields replaced (a copy), or
+    ``value`` itself."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(has_upstreams(getattr(value, field.name)) for field in dataclasses.fields(value))
-    fields = getattr(kind, "model_fields", None)
-    if isinstance(fields, dict):
-        return any(has_upstreams(getattr(value, name, None)) for name in fields)
+        names = [field.name for field in dataclasses.fields(value) if field.init]
+    else:
+        fields = getattr(type(value), "model_fields", None)  # a pydantic (v2) model
+        if not isinstance(fields, dict) or not hasattr(value, "model_copy"):
+            return value
+        names = list(fields)
+    changes = {}
+    for name in names:
+        item = getattr(value, name, None)
+        resolved = resolve_inputs(item, allowed)
+        if resolved is not item:
+            changes[name] = resolved
+    if not changes:
+        return value
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **changes)  # type: ignore[type-var]
+    return value.model_copy(update=changes)
+
+
+SCAN_LIMIT: Final = 10_000
+"""How many items :func:`has_upstreams` looks at before it answers no: a call passing a big list
+never pays for a full scan (wrap one that holds futures in nothing: it is looked at when submitted)."""
+
+
+def has_upstreams(value: Any, limit: int = SCAN_LIMIT) -> bool:
+    """Whether ``value`` holds an upstream future or state (or an annotation) that
+    :func:`resolve_inputs` would replace, looking at no more than ``limit`` items."""
+    if not made.anything:
+        return False  # no future, state or annotation exists in this process: nothing to look for
+    pending = [value]
+    seen = 0
+    while pending and seen < limit:
+        item = pending.pop()
+        seen += 1
+        kind = type(item)
+        if kind in _ATOMIC:
+            continue
+        if isinstance(item, (TaskRunFuture, State, allow_failure, unmapped)):
+            return True
+        if isinstance(item, quote):
+            continue
+        if isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            pending.extend(getattr(item, field.name) for field in dataclasses.fields(item))
+        else:
+            fields = getattr(kind, "model_fields", None)
+            if isinstance(fields, dict):
+                pending.extend(getattr(item, name, None) for name in fields)
     return False
 
 

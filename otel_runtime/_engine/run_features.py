@@ -15,7 +15,7 @@ import copy
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from otel_runtime._core.models import new_run_id
 from otel_runtime._engine.hooks import HookLists
@@ -109,7 +109,7 @@ class RunFeatures(HookLists):
             state = self._run_blocked(args, kwargs, run_id, blocked, control)
             return state if return_state else None
         if self._shape is not _Shape.SYNC:
-            return self(*args, **kwargs)  # generators: no state features
+            return cast(Any, self)(*args, **kwargs)  # generators: no state features
         try:
             result = self._run_sync(args, kwargs, run_id, control)  # type: ignore[attr-defined]
         except Exception:

@@ -28,7 +28,14 @@ from opentelemetry.trace import Status, StatusCode
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._engine.annotations import quote
-from otel_runtime._engine.futures import RunHandle, Settled, TaskRunFuture, failed_state, is_crash
+from otel_runtime._engine.futures import (
+    RunHandle,
+    Settled,
+    TaskRunFuture,
+    failed_state,
+    is_cancellation,
+    is_crash,
+)
 from otel_runtime._engine.hooks import run_hooks
 from otel_runtime._engine.resolution import BlockedBy
 from otel_runtime._engine.states import (
@@ -276,11 +283,13 @@ def close_state(scope: RunScope, exc: BaseException | None) -> None:
             if state.type in _ERROR_TYPES and exc is None:
                 span.set_status(Status(StatusCode.ERROR, f"{state.name}: {state.message or ''}".rstrip(": ")))
         elif exc is not None:
-            crashed = is_crash(exc)
-            span.set_attributes({
-                type_key: StateType.CRASHED.value if crashed else StateType.FAILED.value,
-                name_key: "Crashed" if crashed else "Failed",
-            })
+            if is_cancellation(exc):
+                names = (StateType.CANCELLED.value, "Cancelled")
+            elif is_crash(exc):
+                names = (StateType.CRASHED.value, "Crashed")
+            else:
+                names = (StateType.FAILED.value, "Failed")
+            span.set_attributes({type_key: names[0], name_key: names[1]})
     except Exception:
         warn_once("state-attributes", "otel_runtime could not record a run's state", exc_info=True)
     control = scope.control

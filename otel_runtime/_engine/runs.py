@@ -293,7 +293,7 @@ class Runnable(RunFeatures, Generic[P, R]):
     ) -> R:
         scope = self._start(args, kwargs, run_id, control)
         if scope is None:
-            return self.fn(*args, **kwargs)
+            return cast(R, self.fn(*args, **kwargs))
         settles = self._settles(control)
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
@@ -302,15 +302,16 @@ class Runnable(RunFeatures, Generic[P, R]):
             while True:
                 scope.record.run_count = attempt
                 try:
-                    result = self.fn(*args, **kwargs)
-                    if settles or isinstance(result, State):
-                        result = self._settle(scope, result)
-                    return result
+                    result: R = self.fn(*args, **kwargs)
                 except Exception as exc:
                     delay = self._retry_delay(attempt)
                     if delay is None:
                         raise
                     scope.retrying(exc, delay)
+                else:
+                    if settles or isinstance(result, State):
+                        result = self._settle(scope, result)
+                    return result
                 if delay:
                     time.sleep(delay)
                 attempt += 1
@@ -329,7 +330,7 @@ class Runnable(RunFeatures, Generic[P, R]):
         run_id: str | None = None,
         control: Control | None = None,
     ) -> Any:
-        function = cast(Callable[..., Any], self.fn)
+        function = self.fn
         scope = self._start(args, kwargs, run_id, control)
         if scope is None:
             return await function(*args, **kwargs)
@@ -342,14 +343,15 @@ class Runnable(RunFeatures, Generic[P, R]):
                 scope.record.run_count = attempt
                 try:
                     result = await function(*args, **kwargs)
-                    if settles or isinstance(result, State):
-                        result = self._settle(scope, result)
-                    return result
                 except Exception as exc:
                     delay = self._retry_delay(attempt)
                     if delay is None:
                         raise
                     scope.retrying(exc, delay)
+                else:
+                    if settles or isinstance(result, State):
+                        result = self._settle(scope, result)
+                    return result
                 if delay:
                     import asyncio  # only async runs that retry need it; `import otel_runtime` stays light
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
+from otel_runtime._engine import made
 from otel_runtime._engine.exceptions import (
     CancelledRun,
     CrashedRun,
@@ -97,7 +98,8 @@ class State(Generic[R]):
 
     def __init__(
         self,
-        type: StateType | str,  # noqa: A002 - Prefect's keyword
+        type: StateType | str,
+        *,
         name: str | None = None,
         message: str | None = None,
         data: Any = None,
@@ -112,6 +114,8 @@ class State(Generic[R]):
             state_details = StateDetails(**state_details)
         self.state_details = state_details if state_details is not None else StateDetails()
         self.timestamp = timestamp if timestamp is not None else datetime.now(timezone.utc)
+        if not made.anything:
+            made.note()
 
     def is_scheduled(self) -> bool:
         """Whether the type is SCHEDULED."""
@@ -298,7 +302,8 @@ def aggregate(states: Iterable[State[Any]]) -> State[Any]:
         message = f"{counts[StateType.CANCELLED]}/{total} states cancelled."
         return State(StateType.CANCELLED, message=message, data=states)
     if counts.get(StateType.PAUSED):
-        return State(StateType.PAUSED, message=f"{counts[StateType.PAUSED]}/{total} states paused.", data=states)
+        message = f"{counts[StateType.PAUSED]}/{total} states paused."
+        return State(StateType.PAUSED, message=message, data=states)
     failed = counts.get(StateType.FAILED, 0) + counts.get(StateType.CRASHED, 0)
     if failed:
         message = f"{failed}/{total} states failed."

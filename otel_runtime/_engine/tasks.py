@@ -23,8 +23,8 @@ from otel_runtime._engine.annotations import unmapped
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
 from otel_runtime._engine.resolution import BlockedBy
-from otel_runtime._engine.run_states import Control, handle_for, new_handle, submitted_outcome
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_states import Control, handle_for, new_handle, submitted_outcome
 from otel_runtime._engine.runs import Runnable, RunScope, _Shape
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
