@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from otel_runtime._engine import made
@@ -20,7 +20,7 @@ from otel_runtime._engine.exceptions import UpstreamTaskError
 from otel_runtime._engine.futures import Settled, TaskRunFuture
 from otel_runtime._engine.states import FAILURE_TYPES, State, StateType
 
-__all__ = ["BlockedBy", "has_upstreams", "resolve_inputs", "wait_for_upstreams"]
+__all__ = ["BlockedBy", "has_upstreams", "map_futures", "resolve_inputs", "wait_for_upstreams"]
 
 _ATOMIC: Final = frozenset({int, float, str, bytes, bool, type(None), complex})
 
@@ -75,6 +75,22 @@ def resolve_inputs(value: Any, allowed: bool = False) -> Any:
     if isinstance(value, (list, tuple, set, frozenset, dict)):
         return _resolve_collection(value, allowed)
     return _resolve_fields(value, allowed)
+
+
+def map_futures(value: Any, replace: Callable[[TaskRunFuture[Any]], Any]) -> Any:
+    """``value`` with each future in it (at any depth) passed through ``replace``; ``quote`` unwrapped."""
+    if type(value) in _ATOMIC:
+        return value
+    if isinstance(value, TaskRunFuture):
+        return replace(value)
+    if isinstance(value, quote):
+        return value.unwrap()
+    if isinstance(value, dict):
+        return type(value)({key: map_futures(item, replace) for key, item in value.items()})
+    if isinstance(value, (list, tuple, set, frozenset)) and not isinstance(value, BaseAnnotation):
+        items = [map_futures(item, replace) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
 
 
 def _resolve_collection(value: Any, allowed: bool) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from otel_runtime._core.models import new_run_id
+from otel_runtime._engine import made
 from otel_runtime._engine.hooks import HookLists
 from otel_runtime._engine.resolution import BlockedBy, has_upstreams, resolve_inputs, wait_for_upstreams
 from otel_runtime._engine.run_states import Control, block, final_state
@@ -25,10 +26,17 @@ from otel_runtime._engine.run_states import Control, block, final_state
 if TYPE_CHECKING:
     from otel_runtime._engine.runs import RunScope
 
-__all__ = ["CONTROL_KEYWORDS", "RunFeatures", "has_upstream_arguments", "unwrap_method"]
+__all__ = ["CONTROL_KEYWORDS", "RunFeatures", "has_upstream_arguments", "needs_control", "unwrap_method"]
 
 CONTROL_KEYWORDS: Final = ("return_state", "wait_for")
 """Keywords a call of a flow or task takes for the engine, never passed to the function."""
+
+
+def needs_control(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call uses a state feature: ``return_state`` / ``wait_for``, or upstreams to resolve."""
+    if kwargs and ("return_state" in kwargs or "wait_for" in kwargs):
+        return True
+    return made.anything and has_upstream_arguments(args, kwargs)
 
 
 def has_upstream_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

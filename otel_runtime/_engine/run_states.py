@@ -37,7 +37,7 @@ from otel_runtime._engine.futures import (
     is_crash,
 )
 from otel_runtime._engine.hooks import run_hooks
-from otel_runtime._engine.resolution import BlockedBy
+from otel_runtime._engine.resolution import BlockedBy, map_futures
 from otel_runtime._engine.states import (
     FAILURE_TYPES,
     Pending,
@@ -198,6 +198,7 @@ def settle_flow(scope: RunScope, result: Any) -> Any:
         result.wait()
         inner = result.state
         scope.state = state = _owned(aggregate([inner]), scope)
+        state.data = inner
         value = _state_value(scope, inner, state)
     elif isinstance(result, (list, tuple, set, dict)) and result:
         value = _settle_collection(scope, result)
@@ -216,50 +217,45 @@ def _state_value(scope: RunScope, inner: State[Any], state: State[Any]) -> Any:
 
 
 def _settle_collection(scope: RunScope, result: Any) -> Any:
-    items = list(result.values()) if isinstance(result, dict) else list(result)
-    futures = [item for item in items if isinstance(item, TaskRunFuture)]
+    futures: list[TaskRunFuture[Any]] = []
+    map_futures(result, futures.append)
     if not futures:
         if is_state_iterable(result):
             scope.state = _owned(aggregate(result), scope)  # returned as they are, as Prefect does
         return result
     for future in futures:
         future.wait()
-    states = [item.state if isinstance(item, TaskRunFuture) else item for item in items
-              if isinstance(item, (TaskRunFuture, State))]
+    top = list(result.values()) if isinstance(result, dict) else list(result)
+    states = [item for item in top if isinstance(item, State)] + [future.state for future in futures]
     state = scope.state = _owned(aggregate(states), scope)
+    state.data = map_futures(result, lambda future: future.state)
     if state.type in FAILURE_TYPES:
         error = get_state_exception(state)
         scope.state_error = error
         raise error
-
-    def value_of(item: Any) -> Any:
-        return item.result() if isinstance(item, TaskRunFuture) else item
-
-    if isinstance(result, dict):
-        return type(result)({key: value_of(item) for key, item in result.items()})
-    resolved = [value_of(item) for item in result]
-    return type(result)(*resolved) if hasattr(result, "_fields") else type(result)(resolved)
+    return map_futures(result, lambda future: future.result())
 
 
 def on_failure(scope: RunScope, exc: BaseException) -> None:
     """The run ended by ``exc``: keep the state it came from (a returned failed state), or record a
     FAILED or CRASHED one; end hooks."""
-    if scope.state is not None and scope.state_error is exc:
+    if scope.state is not None and getattr(scope, "state_error", None) is exc:
         _end_hooks(scope, exc)
         return
     scope.state = None
-    scope.error = exc
     _end_hooks(scope, exc)
 
 
 def final_state(scope: RunScope, exc: BaseException | None) -> State[Any]:
     """The run's final state, built now if it was not recorded (a plain value or exception)."""
-    if scope.state is not None:
-        return scope.state
-    if exc is not None:
-        details = _details(scope)
-        return failed_state(exc, _kind(scope), details.get("task_run_id"), details.get("flow_run_id"))
-    return _owned(State(StateType.COMPLETED, data=scope.result), scope)
+    if scope.state is None:  # built once: hooks and the caller see the same state object
+        if exc is not None:
+            details = _details(scope)
+            scope.state = failed_state(exc, _kind(scope), details.get("task_run_id"), details.get("flow_run_id"))
+            scope.state_error = exc
+        else:
+            scope.state = _owned(State(StateType.COMPLETED, data=getattr(scope, "result", None)), scope)
+    return scope.state
 
 
 def _end_hooks(scope: RunScope, exc: BaseException | None) -> None:

@@ -22,12 +22,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._engine.prints import capture_prints
-from otel_runtime._engine.run_features import (
-    CONTROL_KEYWORDS,
-    RunFeatures,
-    has_upstream_arguments,
-    unwrap_method,
-)
+from otel_runtime._engine.run_features import RunFeatures, needs_control, unwrap_method
 from otel_runtime._engine.run_states import (
     Control,
     close_state,
@@ -117,8 +112,7 @@ class RunScope:
     """One open run: its span, the context it executes in, and its record. ``close()`` ends it."""
 
     __slots__ = (
-        "context", "control", "error", "owner", "record", "result", "run_count_key", "span", "state",
-        "state_error",
+        "context", "control", "owner", "record", "result", "run_count_key", "span", "state", "state_error",
     )
 
     def __init__(self, span: Span, context: Context, record: _Counted, run_count_key: str) -> None:
@@ -126,13 +120,13 @@ class RunScope:
         self.context = context
         self.record = record
         self.run_count_key = run_count_key
-        # Run states (``run_states``): set by ``Runnable._start`` and as the run ends.
+        # Run states (``run_states``): set by ``Runnable._start`` and as the run ends. ``result`` and
+        # ``state_error`` are set only when there is one (a plain run pays for three attributes).
         self.owner: Any = None
         self.control: Control | None = None
         self.state: State[Any] | None = None
-        self.state_error: BaseException | None = None
-        self.error: BaseException | None = None
-        self.result: Any = None
+        self.result: Any
+        self.state_error: BaseException | None
 
     @property
     def state_keys(self) -> tuple[str, str]:
@@ -216,9 +210,7 @@ class Runnable(RunFeatures, Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function as a run of this flow or task and return its result."""
-        if (kwargs and any(key in kwargs for key in CONTROL_KEYWORDS)) or (
-            (args or kwargs) and has_upstream_arguments(args, kwargs)
-        ):
+        if (args or kwargs) and needs_control(args, kwargs):
             return cast(R, self._call_controlled(args, kwargs))  # return_state, wait_for, upstreams
         shape = self._shape
         if shape is _Shape.SYNC:
@@ -276,10 +268,6 @@ class Runnable(RunFeatures, Generic[P, R]):
                 warn_once("run-start", "otel_runtime could not record a run's start", exc_info=True)
         return scope
 
-    def _settles(self, control: Control | None) -> bool:
-        """Whether every return value goes through ``_settle`` (else only returned states do)."""
-        return self._settle_always or self._has_end_hooks or control is not None
-
     def _settle(self, scope: RunScope, result: Any) -> Any:
         """The run returned ``result``: its final state, and what the caller gets (``run_states``)."""
         return settle_flow(scope, result) if self._settle_always else settle_task(scope, result)
@@ -294,7 +282,7 @@ class Runnable(RunFeatures, Generic[P, R]):
         scope = self._start(args, kwargs, run_id, control)
         if scope is None:
             return cast(R, self.fn(*args, **kwargs))
-        settles = self._settles(control)
+        settles = control is not None or self._settle_always or self._has_end_hooks
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:
@@ -334,7 +322,7 @@ class Runnable(RunFeatures, Generic[P, R]):
         scope = self._start(args, kwargs, run_id, control)
         if scope is None:
             return await function(*args, **kwargs)
-        settles = self._settles(control)
+        settles = control is not None or self._settle_always or self._has_end_hooks
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:

@@ -166,10 +166,9 @@ class State(Generic[R]):
         if self.type not in TERMINAL_TYPES:
             raise UnfinishedRun(f"Run is in {self.type.value} state, its result is not available.")
         if self.type in FAILURE_TYPES:
-            exception = get_state_exception(self)
             if raise_on_failure:
-                raise exception
-            return self.data if isinstance(self.data, BaseException) else exception
+                raise get_state_exception(self)
+            return self.data if self.data is not None else get_state_exception(self)
         return self.data
 
     def __repr__(self) -> str:
