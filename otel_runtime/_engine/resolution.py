@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from otel_runtime._engine import made
-from otel_runtime._engine.annotations import BaseAnnotation, allow_failure, quote, unmapped
+from otel_runtime._engine.annotations import BaseAnnotation, allow_failure, quote
 from otel_runtime._engine.exceptions import UpstreamTaskError
 from otel_runtime._engine.futures import Settled, TaskRunFuture
 from otel_runtime._engine.states import FAILURE_TYPES, State, StateType
@@ -133,7 +133,7 @@ never pays for a full scan (wrap one that holds futures in nothing: it is looked
 
 
 def has_upstreams(value: Any, limit: int = SCAN_LIMIT) -> bool:
-    """Whether ``value`` holds an upstream future or state (or an annotation) that
+    """Whether ``value`` holds an upstream future or state, or an annotation (``quote`` too), that
     :func:`resolve_inputs` would replace, looking at no more than ``limit`` items."""
     if not made.anything:
         return False  # no future, state or annotation exists in this process: nothing to look for
@@ -145,10 +145,8 @@ def has_upstreams(value: Any, limit: int = SCAN_LIMIT) -> bool:
         kind = type(item)
         if kind in _ATOMIC:
             continue
-        if isinstance(item, (TaskRunFuture, State, allow_failure, unmapped)):
-            return True
-        if isinstance(item, quote):
-            continue
+        if isinstance(item, (TaskRunFuture, State, BaseAnnotation)):
+            return True  # an upstream, or an annotation to unwrap (quote included)
         if isinstance(item, (list, tuple, set, frozenset)):
             pending.extend(item)
         elif isinstance(item, dict):

@@ -251,7 +251,9 @@ def final_state(scope: RunScope, exc: BaseException | None) -> State[Any]:
     if scope.state is None:  # built once: hooks and the caller see the same state object
         if exc is not None:
             details = _details(scope)
-            scope.state = failed_state(exc, _kind(scope), details.get("task_run_id"), details.get("flow_run_id"))
+            scope.state = failed_state(
+                exc, _kind(scope), details.get("task_run_id"), details.get("flow_run_id")
+            )
             scope.state_error = exc
         else:
             scope.state = _owned(State(StateType.COMPLETED, data=getattr(scope, "result", None)), scope)

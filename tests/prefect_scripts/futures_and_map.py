@@ -113,7 +113,8 @@ def evaluate_models(datasets: list[Dataset], model_configs: list[ModelConfig]):
         all_futures.extend(futures)
 
     results = [future.result() for future in wait(all_futures).done]
-    return len(results), max(results, key=lambda r: r["score"])["model"] in {"random_forest", "gradient_boosting"}
+    best = max(results, key=lambda r: r["score"])
+    return len(results), best["model"] in {"random_forest", "gradient_boosting"}
 
 
 @dataclass
