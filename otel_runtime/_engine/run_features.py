@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -77,7 +76,8 @@ class RunFeatures(HookLists):
         target = owner if self._method_kind == "class" else instance
         if target is None:
             return self
-        bound = copy.copy(self)
+        bound = object.__new__(type(self))  # not copy.copy: a task pickles (and copies) by reference
+        bound.__dict__.update(self.__dict__)
         bound.fn = functools.partial(self.fn, target)
         bound._signature = inspect.signature(bound.fn)
         from otel_runtime._engine.runs import _positional_names
