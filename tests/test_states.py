@@ -55,12 +55,12 @@ def test_result_gives_the_data_or_raises_the_failure() -> None:
     with pytest.raises(ValueError, match="inner"):
         Failed(data=error).result()
     assert Failed(data=error).result(raise_on_failure=False) is error
-    with pytest.raises(FailedRun, match="I was instructed to fail."):
+    with pytest.raises(FailedRun, match=r"I was instructed to fail\."):
         Failed(message="I was instructed to fail.").result()
     assert isinstance(Failed(message="x").result(raise_on_failure=False), FailedRun)
     with pytest.raises(CrashedRun):
         Crashed().result()
-    with pytest.raises(UnfinishedRun, match="Run is in PENDING state, its result is not available."):
+    with pytest.raises(UnfinishedRun, match=r"Run is in PENDING state, its result is not available\."):
         Pending(name="NotReady").result()
     with pytest.raises(PausedRun):
         Paused().result()
