@@ -24,6 +24,7 @@ from otel_runtime._engine.exceptions import (
     UpstreamTaskError,
 )
 
+# The names of ``_engine.exceptions.__all__``, listed again so the public surface reads at a glance.
 __all__ = [
     "CancelledRun",
     "CrashedRun",

@@ -38,6 +38,7 @@ from otel_runtime._engine.states import (
     raise_state_exception,
 )
 
+# The names of ``_engine.states.__all__``, listed again so the public surface reads at a glance.
 __all__ = [
     "AwaitingRetry",
     "Cancelled",

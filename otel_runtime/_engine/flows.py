@@ -194,6 +194,8 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         return isinstance(enclosing, (FlowRunContext, TaskRunContext)) and enclosing.log_prints
 
 
+# The decorator's keywords repeat ``Flow.__init__``'s (and the overload's) so each signature is
+# explicit for type checkers and ``help()``; ``with_options`` reads them from ``Flow.__init__``.
 @overload
 def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
 @overload

@@ -272,6 +272,7 @@ class Runnable(RunFeatures, Generic[P, R]):
         """The run returned ``result``: its final state, and what the caller gets (``run_states``)."""
         return settle_flow(scope, result) if self._settle_always else settle_task(scope, result)
 
+    # ``_run_sync`` and ``_run_async`` are twins (one awaits); the engine refactor unifies their loops.
     def _run_sync(
         self,
         args: tuple[Any, ...],

@@ -117,6 +117,7 @@ class State(Generic[R]):
         if not made.anything:
             made.note()
 
+    # One predicate per type, as Prefect's State has them.
     def is_scheduled(self) -> bool:
         """Whether the type is SCHEDULED."""
         return self.type is StateType.SCHEDULED
@@ -219,6 +220,7 @@ def is_state_iterable(value: Any) -> bool:
     return isinstance(value, (list, tuple, set)) and bool(value) and all(isinstance(v, State) for v in value)
 
 
+# The constructors, one per state Prefect names, each with its own docstring (as Prefect's).
 def Completed(cls: type[State[Any]] = State, **kwargs: Any) -> State[Any]:  # noqa: N802 - Prefect's name
     """A COMPLETED state (``name=`` for ``Skipped``-style custom names, ``data=`` for its result)."""
     return cls(type=StateType.COMPLETED, **kwargs)
