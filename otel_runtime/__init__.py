@@ -19,24 +19,31 @@ from typing import TYPE_CHECKING, Any
 
 from otel_runtime import runtime
 from otel_runtime._core.deployments import deployment, tags
+from otel_runtime._engine.annotations import allow_failure, quote, unmapped
 from otel_runtime._engine.flows import Flow, flow
 from otel_runtime._engine.futures import TaskRunFuture
 from otel_runtime._engine.remote import register_worker_setup
-from otel_runtime._engine.tasks import Task, task, unmapped
+from otel_runtime._engine.states import State
+from otel_runtime._engine.tasks import Task, task
 
 if TYPE_CHECKING:
     from otel_runtime._sdk import Dropped, Telemetry, configure, dropped
+    from otel_runtime.logging import get_run_logger
 
 __all__ = [
     "Dropped",
     "Flow",
+    "State",
     "Task",
     "TaskRunFuture",
     "Telemetry",
+    "allow_failure",
     "configure",
     "deployment",
     "dropped",
     "flow",
+    "get_run_logger",
+    "quote",
     "runtime",
     "tags",
     "task",
@@ -54,6 +61,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(sdk, name)
         globals()[name] = value
         return value
+    if name == "get_run_logger":  # Prefect exports it here too; structlog loads on first use
+        from otel_runtime.logging import get_run_logger
+
+        globals()[name] = get_run_logger
+        return get_run_logger
     raise AttributeError(f"module 'otel_runtime' has no attribute {name!r}")
 
 
@@ -68,4 +80,4 @@ register_worker_setup(_configure_worker)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SDK_WIRING)
+    return sorted(set(globals()) | _SDK_WIRING | {"get_run_logger"})

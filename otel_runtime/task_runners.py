@@ -25,4 +25,13 @@ from otel_runtime._engine.task_runners import (
     ThreadPoolTaskRunner,
 )
 
-__all__ = ["DaskTaskRunner", "ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner"]
+ConcurrentTaskRunner = ThreadPoolTaskRunner
+"""Prefect 3's other name for the thread-pool runner (``prefect.task_runners.ConcurrentTaskRunner``)."""
+
+__all__ = [
+    "ConcurrentTaskRunner",
+    "DaskTaskRunner",
+    "ProcessPoolTaskRunner",
+    "TaskRunner",
+    "ThreadPoolTaskRunner",
+]

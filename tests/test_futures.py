@@ -150,3 +150,84 @@ def test_flow_uses_its_own_task_runner_settings() -> None:
 
     serial()
     assert max(peak) == 1
+
+
+def test_wait_returns_done_and_not_done_sets_and_never_raises_on_timeout() -> None:
+    """``wait(futures, timeout)`` returns the finished and unfinished futures as two sets."""
+    from otel_runtime.futures import wait
+
+    release = threading.Event()
+
+    @task
+    def held() -> None:
+        release.wait(10)
+
+    @flow
+    def waiting() -> tuple[int, int, int, int]:
+        quick, slow = add.submit(1), held.submit()
+        quick.wait()
+        done, not_done = wait([quick, slow], timeout=0.05)
+        release.set()
+        all_done, none = wait([quick, slow])
+        return len(done), len(not_done), len(all_done), len(none)
+
+    assert waiting() == (1, 1, 2, 0)
+
+
+def test_as_completed_yields_each_future_once_and_times_out_with_the_count() -> None:
+    """``as_completed`` yields every future as it finishes; past its timeout, ``TimeoutError`` says
+    how many are unfinished."""
+    from otel_runtime.futures import as_completed
+
+    release = threading.Event()
+
+    @task
+    def held() -> None:
+        release.wait(10)
+
+    @flow
+    def completing() -> str:
+        futures = add.map([1, 2, 3])
+        assert sorted(future.result() for future in as_completed(futures)) == [1, 2, 3]
+        slow = held.submit()
+        try:
+            list(as_completed([slow], timeout=0.05))
+        except TimeoutError as error:
+            message = str(error)
+        release.set()
+        return message
+
+    assert completing() == "1 (of 1) futures unfinished"
+
+
+def test_future_state_and_result_as_prefect_names_them() -> None:
+    """``future.state`` is ``Completed`` with the result, or ``Failed`` with Prefect's message;
+    ``result(raise_on_failure=False)`` returns the exception; ``map`` returns a ``PrefectFutureList``."""
+    from otel_runtime.futures import PrefectFuture, PrefectFutureList
+
+    @task
+    def broken() -> None:
+        raise KeyError("k")
+
+    @flow
+    def inspecting() -> list[object]:
+        good, bad = add.submit(1, 1), broken.submit()
+        mapped = add.map([1, 2])
+        bad.wait()
+        return [
+            isinstance(good, PrefectFuture),
+            (good.state.name, good.state.result()),
+            (bad.state.type.value, bad.state.message),
+            type(bad.result(raise_on_failure=False)).__name__,
+            isinstance(mapped, PrefectFutureList),
+            mapped.result(),
+        ]
+
+    assert inspecting() == [
+        True,
+        ("Completed", 2),
+        ("FAILED", "Task run encountered an exception KeyError: 'k'"),
+        "KeyError",
+        True,
+        [1, 2],
+    ]

@@ -4,7 +4,8 @@ Layers, lowest first (the README's "Contributing" section draws the same map):
 
 1. ``_base`` and ``environment_variables``: wire keys, settings, environment names (stdlib only);
 2. ``_core``: run identity on the OpenTelemetry context (OpenTelemetry API only);
-3. ``_engine`` and ``task_runners``: flows, tasks, futures, task runners;
+3. ``_engine`` and its public faces ``task_runners``, ``states``, ``futures``, ``exceptions``: flows, tasks,
+   states, futures, task runners;
 4. the surfaces: ``runtime``, ``context``, ``logging``, ``propagation``, ``_surface``;
 5. ``_sdk``: SDK wiring (configure, exporters, export health, the local file), and the package facade
    ``otel_runtime/__init__.py``, which loads layer 5 only when one of its names is first used;
@@ -30,6 +31,9 @@ LAYERS: dict[str, int] = {
     "otel_runtime._core": 2,
     "otel_runtime._engine": 3,
     "otel_runtime.task_runners": 3,
+    "otel_runtime.states": 3,
+    "otel_runtime.futures": 3,
+    "otel_runtime.exceptions": 3,
     "otel_runtime._surface": 4,
     "otel_runtime.runtime": 4,
     "otel_runtime.context": 4,

@@ -25,7 +25,21 @@ __all__ = [
     "FLOW_RUN_TAGS",
     "FLOW_SPAN_PREFIX",
     "FLOW_VERSION",
+    "HOOK_EVENT",
+    "HOOK_EXCEPTION_TYPE",
+    "HOOK_NAME",
+    "HOOK_OUTCOME",
+    "HOOK_OUTCOME_FAILED",
+    "HOOK_OUTCOME_SUCCEEDED",
+    "HOOK_STATE_NAME",
+    "HOOK_TYPE",
     "HOST_NAME",
+    "LINK_KIND",
+    "LINK_KIND_UPSTREAM",
+    "LINK_KIND_WAIT_FOR",
+    "LINK_STATE_NAME",
+    "LINK_STATE_TYPE",
+    "LINK_TASK_RUN_ID",
     "LOG_DEPLOYMENT_NAME",
     "LOG_FIELDS",
     "LOG_FLOW_RUN_ID",
@@ -100,6 +114,11 @@ TASK_NAME: Final = "task.name"
 TASK_RUN_NAME: Final = "task_run.name"
 TASK_RUN_TAGS: Final = "task_run.tags"
 TASK_RUN_RUN_COUNT: Final = "task_run.run_count"
+# Run states (Prefect's model) on the run span: every run span carries its final state.
+FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
+FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
+TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
+TASK_RUN_STATE_NAME: Final = "task_run.state.name"
 FLOW_RUN_PARAMETER_PREFIX: Final = "flow_run.parameter."
 TASK_RUN_PARAMETER_PREFIX: Final = "task_run.parameter."
 
@@ -121,12 +140,40 @@ SPAN_ATTRIBUTES: Final = (
     TASK_RUN_NAME,
     TASK_RUN_TAGS,
     TASK_RUN_RUN_COUNT,
+    FLOW_RUN_STATE_TYPE,
+    FLOW_RUN_STATE_NAME,
+    TASK_RUN_STATE_TYPE,
+    TASK_RUN_STATE_NAME,
 )
 """Our own span attribute keys (parameters add ``*_PARAMETER_PREFIX + name``; code.* and error.type
 come from the OpenTelemetry semantic conventions)."""
 
 RETRY_EVENT: Final = "retry"
 """Span event added after a failed attempt that will be retried."""
+
+# State hooks: one span event per hook run, on the span of the run whose state it answered.
+HOOK_EVENT: Final = "otel_runtime.hook"
+HOOK_NAME: Final = "otel_runtime.hook.name"
+"""The hook function's name (``functools.partial`` unwrapped)."""
+HOOK_TYPE: Final = "otel_runtime.hook.type"
+"""Which hook list it came from: ``on_completion``, ``on_failure``, ``on_crashed``, ..."""
+HOOK_STATE_NAME: Final = "otel_runtime.hook.state_name"
+"""The name of the state the hook answered (``Completed``, ``Failed``, ``Running``, ...)."""
+HOOK_OUTCOME: Final = "otel_runtime.hook.outcome"
+HOOK_OUTCOME_SUCCEEDED: Final = "succeeded"
+HOOK_OUTCOME_FAILED: Final = "failed"
+HOOK_EXCEPTION_TYPE: Final = "exception.type"
+"""On a hook that raised: the exception's qualified class name (semantic-conventions name)."""
+
+# Span links from a run to the runs it depended on.
+LINK_KIND: Final = "otel_runtime.link.kind"
+LINK_KIND_WAIT_FOR: Final = "wait_for"
+"""The run waited for the linked run (``wait_for=[...]``) before it started."""
+LINK_KIND_UPSTREAM: Final = "upstream"
+"""The linked run is an upstream whose failure kept this run from starting (state ``NotReady``)."""
+LINK_TASK_RUN_ID: Final = "otel_runtime.link.task_run_id"
+LINK_STATE_TYPE: Final = "otel_runtime.link.state.type"
+LINK_STATE_NAME: Final = "otel_runtime.link.state.name"
 
 # Log fields: structlog event-dict keys and OTLP log record attributes. They mirror the span attributes
 # in shape (flow_run.id / flow_run_id): two spellings on purpose, each the convention of its signal.
@@ -158,12 +205,6 @@ RUN_LOGGER_NAME: Final = "otel_runtime.run"
 """The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""
 
 # -- Run states, run events and run metrics (watching runs while they run) ---------------------------
-
-# Run states (Prefect's model) on the run span, when the engine records them.
-FLOW_RUN_STATE_TYPE: Final = "flow_run.state.type"
-FLOW_RUN_STATE_NAME: Final = "flow_run.state.name"
-TASK_RUN_STATE_TYPE: Final = "task_run.state.type"
-TASK_RUN_STATE_NAME: Final = "task_run.state.name"
 
 # Run events: one OpenTelemetry event (a log record with this ``event_name``) at the start and at the
 # end of every flow run and task run. Their attributes: the log fields (``LOG_FIELDS``, trace and span

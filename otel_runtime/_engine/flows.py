@@ -26,6 +26,7 @@ from otel_runtime._core.models import FlowRun, new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.trace_join import root_parent
 from otel_runtime._core.tracing import tracer
+from otel_runtime._engine.hooks import FlowHookLists, Hooks
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.runs import Runnable, RunScope
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -53,8 +54,11 @@ class _FlowScope(RunScope):
             super().close(exc)
 
 
-class Flow(Runnable[P, R], Generic[P, R]):
+class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
     """A function whose every call is a flow run. Calling it runs it and returns its result."""
+
+    _state_keys = (_keys.FLOW_RUN_STATE_TYPE, _keys.FLOW_RUN_STATE_NAME)
+    _settle_always = True  # a flow's return value decides its state (futures in it are waited for)
 
     def __init__(
         self,
@@ -69,6 +73,12 @@ class Flow(Runnable[P, R], Generic[P, R]):
         log_prints: bool | None = None,
         task_runner: TaskRunner | None = None,
         record_parameters: bool = True,
+        description: str | None = None,
+        on_completion: Hooks = None,
+        on_failure: Hooks = None,
+        on_cancellation: Hooks = None,
+        on_crashed: Hooks = None,
+        on_running: Hooks = None,
     ) -> None:
         super().__init__(
             fn,
@@ -77,6 +87,14 @@ class Flow(Runnable[P, R], Generic[P, R]):
             retry_delay_seconds=retry_delay_seconds,
             log_prints=log_prints,
             record_parameters=record_parameters,
+            description=description,
+            hooks={
+                "on_completion": on_completion,
+                "on_failure": on_failure,
+                "on_cancellation": on_cancellation,
+                "on_crashed": on_crashed,
+                "on_running": on_running,
+            },
         )
         self.flow_run_name = flow_run_name
         self.version = version
@@ -176,6 +194,8 @@ class Flow(Runnable[P, R], Generic[P, R]):
         return isinstance(enclosing, (FlowRunContext, TaskRunContext)) and enclosing.log_prints
 
 
+# The decorator's keywords repeat ``Flow.__init__``'s (and the overload's) so each signature is
+# explicit for type checkers and ``help()``; ``with_options`` reads them from ``Flow.__init__``.
 @overload
 def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
 @overload
@@ -190,6 +210,12 @@ def flow(
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
+    description: str | None = None,
+    on_completion: Hooks = None,
+    on_failure: Hooks = None,
+    on_cancellation: Hooks = None,
+    on_crashed: Hooks = None,
+    on_running: Hooks = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(
     __fn: Callable[P, R] | None = None,
@@ -203,12 +229,20 @@ def flow(
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
+    description: str | None = None,
+    on_completion: Hooks = None,
+    on_failure: Hooks = None,
+    on_cancellation: Hooks = None,
+    on_crashed: Hooks = None,
+    on_running: Hooks = None,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a flow: each call is a flow run, traced as the span ``flow <name>``.
 
     Works bare (``@flow``) or with options (``@flow(retries=2)``), on sync and async functions.
     ``flow_run_name`` is a ``str.format`` template over the parameters, or a callable taking none.
-    ``record_parameters=False`` keeps this flow's parameters off its span.
+    ``record_parameters=False`` keeps this flow's parameters off its span. ``on_completion``,
+    ``on_failure``, ``on_cancellation``, ``on_crashed`` and ``on_running`` take lists of state hooks,
+    each called as ``hook(flow, flow_run, state)``.
     """
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
@@ -223,6 +257,12 @@ def flow(
             log_prints=log_prints,
             task_runner=task_runner,
             record_parameters=record_parameters,
+            description=description,
+            on_completion=on_completion,
+            on_failure=on_failure,
+            on_cancellation=on_cancellation,
+            on_crashed=on_crashed,
+            on_running=on_running,
         )
 
     return decorate if __fn is None else decorate(__fn)

@@ -39,7 +39,14 @@ from otel_runtime._core.identity import TAGS
 if TYPE_CHECKING:
     from otel_runtime._engine.tasks import Task
 
-__all__ = ["RemoteCall", "default_worker_setup", "prepare_worker", "register_worker_setup", "run_task"]
+__all__ = [
+    "RemoteCall",
+    "default_worker_setup",
+    "prepare_worker",
+    "register_worker_setup",
+    "run_blocked",
+    "run_task",
+]
 
 WorkerSetup = Callable[[], object]
 """Called once in each worker process to set up its telemetry; must pickle (a module-level function)."""
@@ -163,15 +170,29 @@ def _flush() -> None:
                 warn_once("worker-flush", "otel_runtime could not flush telemetry in a worker", exc_info=True)
 
 
-def run_task(call: RemoteCall) -> Any:
-    """Run ``call`` as a task run in this (worker) process and return its result."""
-    prepare_worker(call.setup)
+def _call_context(call: RemoteCall) -> Context:
+    """The submit-time context of ``call``: its carrier's trace and baggage, and its tags."""
     context = _CARRIER.extract(call.carrier, context=Context())
     if call.tags:
         context = set_value(TAGS, call.tags, context)
-    token = attach(context)
+    return context
+
+
+def run_task(call: RemoteCall) -> Any:
+    """Run ``call`` as a task run in this (worker) process and return its result."""
+    prepare_worker(call.setup)
+    token = attach(_call_context(call))
     try:
         return call.task.run_submitted(call.args, call.kwargs, call.task_run_id)
     finally:
         detach(token)
         _flush()
+
+
+def run_blocked(call: RemoteCall, blocked: Exception) -> Any:
+    """In the submitting process: record ``call`` as a run that will not start (an upstream failed)."""
+    token = attach(_call_context(call))
+    try:
+        return call.task.run_blocked(call.args, call.kwargs, call.task_run_id, blocked)  # type: ignore[arg-type]
+    finally:
+        detach(token)

@@ -22,6 +22,17 @@ from opentelemetry.trace import Span, Status, StatusCode
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._engine.prints import capture_prints
+from otel_runtime._engine.run_features import RunFeatures, needs_control, unwrap_method
+from otel_runtime._engine.run_states import (
+    Control,
+    close_state,
+    on_failure,
+    on_start,
+    settle_flow,
+    settle_task,
+    start_attributes,
+)
+from otel_runtime._engine.states import State
 
 __all__ = ["RunScope", "Runnable", "exception_text"]
 
@@ -100,13 +111,29 @@ class _Counted(Protocol):
 class RunScope:
     """One open run: its span, the context it executes in, and its record. ``close()`` ends it."""
 
-    __slots__ = ("context", "record", "run_count_key", "span")
+    __slots__ = (
+        "context", "control", "owner", "record", "result", "run_count_key", "span", "state", "state_error",
+    )
 
     def __init__(self, span: Span, context: Context, record: _Counted, run_count_key: str) -> None:
         self.span = span
         self.context = context
         self.record = record
         self.run_count_key = run_count_key
+        # Run states (``run_states``): set by ``Runnable._start`` and as the run ends. ``result`` and
+        # ``state_error`` are set only when there is one (a plain run pays for three attributes).
+        self.owner: Any = None
+        self.control: Control | None = None
+        self.state: State[Any] | None = None
+        self.result: Any
+        self.state_error: BaseException | None
+
+    @property
+    def state_keys(self) -> tuple[str, str]:
+        """The span attributes of this run's state type and name."""
+        if self.run_count_key == _keys.FLOW_RUN_RUN_COUNT:
+            return _keys.FLOW_RUN_STATE_TYPE, _keys.FLOW_RUN_STATE_NAME
+        return _keys.TASK_RUN_STATE_TYPE, _keys.TASK_RUN_STATE_NAME
 
     def retrying(self, exc: Exception, delay: float) -> None:
         """A failed attempt that will be retried after ``delay`` seconds."""
@@ -124,16 +151,24 @@ class RunScope:
             self.span.set_status(Status(StatusCode.ERROR, exception_text(exc)))
         else:
             self.span.set_status(Status(StatusCode.ERROR, f"Cancelled: {exception_text(exc)}"))
+        try:
+            on_failure(self, exc)  # the final state and the end hooks
+        except Exception:
+            warn_once("run-state", "otel_runtime could not record a run's final state", exc_info=True)
 
     def close(self, exc: BaseException | None) -> None:
         """End the run's span. ``exc`` is what ended the run, if anything did."""
         if self.record.run_count != 1:  # the span started with run_count 1 (see ``Runnable._open``)
             self.span.set_attribute(self.run_count_key, self.record.run_count)
+        if self.state is not None or exc is not None or self.control is not None:
+            close_state(self, exc)  # only a run that did not end plainly ``Completed``
         self.span.end()
 
 
-class Runnable(Generic[P, R]):
+class Runnable(RunFeatures, Generic[P, R]):
     """A decorated function whose every call is a run: a span, a run context, retries."""
+
+    _state_keys: tuple[str, str] = (_keys.TASK_RUN_STATE_TYPE, _keys.TASK_RUN_STATE_NAME)
 
     def __init__(
         self,
@@ -144,7 +179,10 @@ class Runnable(Generic[P, R]):
         retry_delay_seconds: float | Sequence[float],
         log_prints: bool | None,
         record_parameters: bool,
+        description: str | None = None,
+        hooks: dict[str, Any] | None = None,
     ) -> None:
+        fn, self._method_kind = unwrap_method(fn)
         if not callable(fn):
             raise TypeError(f"expected a function to decorate, got {fn!r}")
         if retries < 0:
@@ -163,13 +201,17 @@ class Runnable(Generic[P, R]):
         self._signature = inspect.signature(fn)
         self._positional_names = _positional_names(self._signature)
         self._shape = _shape_of(fn)
-        self._code_attributes = _code_attributes(fn)
+        # Constant start attributes: code.* and the optimistic final state (see ``run_states``).
+        self._code_attributes = {**_code_attributes(fn), **start_attributes(*self._state_keys)}
+        self._init_features(description, hooks or {})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, fn={self.fn.__qualname__})"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function as a run of this flow or task and return its result."""
+        if (args or kwargs) and needs_control(args, kwargs):
+            return cast(R, self._call_controlled(args, kwargs))  # return_state, wait_for, upstreams
         shape = self._shape
         if shape is _Shape.SYNC:
             return self._run_sync(args, kwargs)
@@ -202,19 +244,46 @@ class Runnable(Generic[P, R]):
             return float(delays[min(attempt, len(delays)) - 1]) if delays else 0.0
         return float(delays)
 
-    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str | None) -> RunScope | None:
+    def _start(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None,
+        control: Control | None = None,
+        running: bool = True,
+    ) -> RunScope | None:
         parameters = self.bind(args, kwargs)
         try:
-            return self._open(parameters, run_id)
+            scope = self._open(parameters, run_id)
         except Exception:
             message = f"otel_runtime could not start a run of {self.name!r}; running it untraced"
             warn_once("open", message, exc_info=True)
             return None
+        scope.owner = self
+        if control is not None or self.on_running_hooks:  # run states: links, handle, on_running
+            scope.control = control
+            try:
+                on_start(scope, running)
+            except Exception:
+                warn_once("run-start", "otel_runtime could not record a run's start", exc_info=True)
+        return scope
 
-    def _run_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str | None = None) -> R:
-        scope = self._start(args, kwargs, run_id)
+    def _settle(self, scope: RunScope, result: Any) -> Any:
+        """The run returned ``result``: its final state, and what the caller gets (``run_states``)."""
+        return settle_flow(scope, result) if self._settle_always else settle_task(scope, result)
+
+    # ``_run_sync`` and ``_run_async`` are twins (one awaits); the engine refactor unifies their loops.
+    def _run_sync(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None = None,
+        control: Control | None = None,
+    ) -> R:
+        scope = self._start(args, kwargs, run_id, control)
         if scope is None:
-            return self.fn(*args, **kwargs)
+            return cast(R, self.fn(*args, **kwargs))
+        settles = control is not None or self._settle_always or self._has_end_hooks
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:
@@ -222,12 +291,16 @@ class Runnable(Generic[P, R]):
             while True:
                 scope.record.run_count = attempt
                 try:
-                    return self.fn(*args, **kwargs)
+                    result: R = self.fn(*args, **kwargs)
                 except Exception as exc:
                     delay = self._retry_delay(attempt)
                     if delay is None:
                         raise
                     scope.retrying(exc, delay)
+                else:
+                    if settles or isinstance(result, State):
+                        result = self._settle(scope, result)
+                    return result
                 if delay:
                     time.sleep(delay)
                 attempt += 1
@@ -240,12 +313,17 @@ class Runnable(Generic[P, R]):
             scope.close(ended)
 
     async def _run_async(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str | None = None
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None = None,
+        control: Control | None = None,
     ) -> Any:
-        function = cast(Callable[..., Any], self.fn)
-        scope = self._start(args, kwargs, run_id)
+        function = self.fn
+        scope = self._start(args, kwargs, run_id, control)
         if scope is None:
             return await function(*args, **kwargs)
+        settles = control is not None or self._settle_always or self._has_end_hooks
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:
@@ -253,12 +331,16 @@ class Runnable(Generic[P, R]):
             while True:
                 scope.record.run_count = attempt
                 try:
-                    return await function(*args, **kwargs)
+                    result = await function(*args, **kwargs)
                 except Exception as exc:
                     delay = self._retry_delay(attempt)
                     if delay is None:
                         raise
                     scope.retrying(exc, delay)
+                else:
+                    if settles or isinstance(result, State):
+                        result = self._settle(scope, result)
+                    return result
                 if delay:
                     import asyncio  # only async runs that retry need it; `import otel_runtime` stays light
 

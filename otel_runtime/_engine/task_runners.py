@@ -11,14 +11,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
 from otel_runtime._engine.remote import (
     RemoteCall,
     WorkerSetup,
     default_worker_setup,
     prepare_worker,
+    run_blocked,
     run_task,
 )
+from otel_runtime._engine.resolution import BlockedBy, has_upstreams, resolve_inputs
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -81,16 +82,6 @@ class ThreadPoolTaskRunner(TaskRunner):
             executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def _has_futures(value: Any) -> bool:
-    if isinstance(value, TaskRunFuture):
-        return True
-    if isinstance(value, (list, tuple, set)):
-        return any(_has_futures(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_futures(item) for item in value.values())
-    return False
-
-
 class _OutOfProcessTaskRunner(TaskRunner):
     """What the process-pool and Dask runners share: the submit-time capture and upstream futures."""
 
@@ -104,7 +95,7 @@ class _OutOfProcessTaskRunner(TaskRunner):
     ) -> concurrent.futures.Future[Any]:
         pickle.dumps(task)  # a task that cannot reach a worker fails here, in the caller
         call = RemoteCall(task, args, kwargs, task_run_id, self.configure_worker)
-        if not _has_futures((args, kwargs)):
+        if not has_upstreams((args, kwargs)):
             return self._start(call)
         with self._lock:
             if self._waiting is None:
@@ -115,8 +106,14 @@ class _OutOfProcessTaskRunner(TaskRunner):
         return waiting.submit(self._start_when_resolved, call)
 
     def _start_when_resolved(self, call: RemoteCall) -> Any:
-        """Wait for the upstream futures in ``call``'s arguments, then run it; its result."""
-        return self._start(call.resolved(resolve_futures(call.args), resolve_futures(call.kwargs))).result()
+        """Wait for the upstream futures in ``call``'s arguments (and ``wait_for``), then run it; its
+        result. An upstream that did not complete ends the run ``NotReady`` here, without a worker."""
+        try:
+            args = tuple(resolve_inputs(value) for value in call.args)
+            kwargs = {key: resolve_inputs(value) for key, value in call.kwargs.items()}
+        except BlockedBy as blocked:
+            return run_blocked(call, blocked)
+        return self._start(call.resolved(args, kwargs)).result()
 
     @abstractmethod
     def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:

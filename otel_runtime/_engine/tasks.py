@@ -19,8 +19,12 @@ from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbo
 from otel_runtime._core.models import TaskRun, new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.tracing import tracer
-from otel_runtime._engine.futures import TaskRunFuture, resolve_futures
+from otel_runtime._engine.annotations import unmapped
+from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
+from otel_runtime._engine.hooks import Hooks
+from otel_runtime._engine.resolution import BlockedBy
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_states import Control, handle_for, new_handle, submitted_outcome
 from otel_runtime._engine.runs import Runnable, RunScope, _Shape
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -31,15 +35,6 @@ R = TypeVar("R")
 
 _default_runner: TaskRunner = ThreadPoolTaskRunner()
 """Runs task runs submitted outside any flow run."""
-
-
-class unmapped:  # noqa: N801 - named as in Prefect, where users know it from
-    """Wrap an iterable argument of ``task.map`` to pass it whole to every task run."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
 
 
 class Task(Runnable[P, R], Generic[P, R]):
@@ -56,6 +51,10 @@ class Task(Runnable[P, R], Generic[P, R]):
         retry_delay_seconds: float | Sequence[float] = 0,
         log_prints: bool | None = None,
         record_parameters: bool = True,
+        description: str | None = None,
+        on_completion: Hooks = None,
+        on_failure: Hooks = None,
+        on_running: Hooks = None,
     ) -> None:
         super().__init__(
             fn,
@@ -64,6 +63,8 @@ class Task(Runnable[P, R], Generic[P, R]):
             retry_delay_seconds=retry_delay_seconds,
             log_prints=log_prints,
             record_parameters=record_parameters,
+            description=description,
+            hooks={"on_completion": on_completion, "on_failure": on_failure, "on_running": on_running},
         )
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
@@ -143,48 +144,81 @@ class Task(Runnable[P, R], Generic[P, R]):
         return RunScope(span, context, record, _keys.TASK_RUN_RUN_COUNT)
 
     def run_submitted(self, args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str) -> Any:
-        """Run a submitted task run in the current context: resolve upstream futures, then call."""
-        args = resolve_futures(args)
-        kwargs = resolve_futures(kwargs)
+        """Run a submitted task run in the current context: wait for its upstreams (``wait_for`` and the
+        futures in its arguments), then call. Its outcome: the value, or a ``Settled`` state."""
+        if self._shape is not _Shape.ASYNC and self._shape is not _Shape.SYNC:
+            raise TypeError(f"task {self.name!r} is a generator; call it instead of submitting it")
+        control = Control(handle=handle_for(task_run_id))
+        kwargs = dict(kwargs)
+        wait_for = kwargs.pop("wait_for", None)
+        try:
+            args, kwargs = self._resolve(args, kwargs, wait_for, control)
+        except BlockedBy as blocked:
+            return self.run_blocked(args, kwargs, task_run_id, blocked, control)
         if self._shape is _Shape.ASYNC:
             import asyncio  # a worker running an async task; `import otel_runtime` stays light
 
-            return asyncio.run(self._run_async(args, kwargs, task_run_id))
-        if self._shape is _Shape.SYNC:
-            return self._run_sync(args, kwargs, task_run_id)
-        raise TypeError(f"task {self.name!r} is a generator; call it instead of submitting it")
+            value = asyncio.run(self._run_async(args, kwargs, task_run_id, control))
+        else:
+            value = self._run_sync(args, kwargs, task_run_id, control)
+        return submitted_outcome(control, value)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[Any]:
+    def run_blocked(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_run_id: str,
+        blocked: BlockedBy,
+        control: Control | None = None,
+    ) -> Any:
+        """A submitted run that will not start, an upstream having failed: its ``NotReady`` outcome."""
+        control = control if control is not None else Control(handle=handle_for(task_run_id))
+        kwargs = {key: value for key, value in kwargs.items() if key != "wait_for"}
+        self._run_blocked(args, kwargs, task_run_id, blocked, control)
+        return submitted_outcome(control, None)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Start a task run on the flow run's task runner and return its future.
 
         The run sees the context of this call (span, baggage, deployment, tags). Outside a flow run,
-        a shared thread pool runs it.
+        a shared thread pool runs it. ``wait_for=[...]`` names upstream futures to wait for first;
+        ``return_state=True`` waits for the run and returns its final state instead of a future.
         """
-        self.bind(args, kwargs)  # a call that could never run fails here, in the caller
+        return_state = bool(kwargs.pop("return_state", False))
+        call_kwargs = {key: value for key, value in kwargs.items() if key != "wait_for"}
+        self.bind(args, call_kwargs)  # a call that could never run fails here, in the caller
         flow_run = FlowRunContext.get()
         runner = flow_run.task_runner if flow_run is not None else _default_runner
         task_run_id = new_run_id()
-        return TaskRunFuture(runner.submit(self, args, kwargs, task_run_id), task_run_id)
+        handle = new_handle(task_run_id)
+        future = TaskRunFuture(runner.submit(self, args, kwargs, task_run_id), task_run_id, handle)
+        if return_state:
+            future.wait()
+            return future.state
+        return future
 
-    def map(self, *args: Any, **kwargs: Any) -> list[TaskRunFuture[Any]]:
+    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[Any]:
         """Submit one task run per element of the iterable arguments, zipped; others go to every run.
 
         Strings, bytes, mappings and ``unmapped(...)`` values are passed whole. Raises ``ValueError``
         when the iterables differ in length.
         """
+        wait_for = kwargs.pop("wait_for", None)
+        extra = {} if wait_for is None else {"wait_for": wait_for}
         mapped_args = [_mappable(value) for value in args]
         mapped_kwargs = {key: _mappable(value) for key, value in kwargs.items()}
         lengths = {len(value) for value in (*mapped_args, *mapped_kwargs.values()) if isinstance(value, list)}
         if len(lengths) > 1:
             raise ValueError(f"{self.name}.map got iterables of different lengths: {sorted(lengths)}")
         count = lengths.pop() if lengths else 1
-        return [
+        return PrefectFutureList(
             self.submit(
                 *[_pick(value, index) for value in mapped_args],
                 **{key: _pick(value, index) for key, value in mapped_kwargs.items()},
+                **extra,
             )
             for index in range(count)
-        ]
+        )
 
 
 def _task_by_name(module: str, qualname: str) -> Task[..., Any]:
@@ -222,6 +256,10 @@ def task(
     retry_delay_seconds: float | Sequence[float] = 0,
     log_prints: bool | None = None,
     record_parameters: bool = True,
+    description: str | None = None,
+    on_completion: Hooks = None,
+    on_failure: Hooks = None,
+    on_running: Hooks = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     __fn: Callable[P, R] | None = None,
@@ -233,6 +271,10 @@ def task(
     retry_delay_seconds: float | Sequence[float] = 0,
     log_prints: bool | None = None,
     record_parameters: bool = True,
+    description: str | None = None,
+    on_completion: Hooks = None,
+    on_failure: Hooks = None,
+    on_running: Hooks = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: each call is a task run, traced as the span ``task <name>``.
 
@@ -250,6 +292,10 @@ def task(
             retry_delay_seconds=retry_delay_seconds,
             log_prints=log_prints,
             record_parameters=record_parameters,
+            description=description,
+            on_completion=on_completion,
+            on_failure=on_failure,
+            on_running=on_running,
         )
 
     return decorate if __fn is None else decorate(__fn)

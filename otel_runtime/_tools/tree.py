@@ -31,6 +31,7 @@ __all__ = ["RunInfo", "RunNode", "Style", "build_forest", "find_flow_runs", "for
 
 _STATUS_ERROR: Final = 2  # OTLP Status.code ERROR
 _CANCELLED_PREFIX: Final = "Cancelled"
+_WAITING: Final = frozenset({"PENDING", "SCHEDULED", "RUNNING", "PAUSED"})  # not ended badly: yellow
 _RED: Final = "\033[31m"
 _YELLOW: Final = "\033[33m"
 _DIM: Final = "\033[2m"
@@ -48,8 +49,8 @@ class Style:
     def marks(self) -> Mapping[str, str]:
         """The mark of each status."""
         if self.unicode:
-            return {"COMPLETED": "✓", "FAILED": "✗", "CANCELLED": "⊘"}
-        return {"COMPLETED": "+", "FAILED": "x", "CANCELLED": "-"}
+            return {"COMPLETED": "✓", "FAILED": "✗", "CRASHED": "✗", "CANCELLED": "⊘", "PENDING": "◌"}
+        return {"COMPLETED": "+", "FAILED": "x", "CRASHED": "x", "CANCELLED": "-", "PENDING": "."}
 
     @property
     def branches(self) -> tuple[str, str, str, str]:
@@ -89,11 +90,12 @@ class RunInfo:
     name: str  # the flow or task name
     run_name: str
     run_id: str
-    status: str  # COMPLETED, FAILED or CANCELLED
+    status: str  # the state type: COMPLETED, FAILED, CRASHED, CANCELLED, PENDING, ...
     message: str
     duration_ns: int
     attempts: int
     deployment: str | None
+    state_name: str = ""  # shown when it is not the type's own name: Skipped, NotReady, Cached
 
     @classmethod
     def from_attributes(
@@ -113,8 +115,12 @@ class RunInfo:
             prefix
         )
         run_count = attributes.get(_keys.FLOW_RUN_RUN_COUNT if is_flow else _keys.TASK_RUN_RUN_COUNT)
+        state_type = attributes.get(_keys.FLOW_RUN_STATE_TYPE if is_flow else _keys.TASK_RUN_STATE_TYPE)
+        state_name = attributes.get(_keys.FLOW_RUN_STATE_NAME if is_flow else _keys.TASK_RUN_STATE_NAME)
         status = "COMPLETED"
-        if status_code == _STATUS_ERROR:
+        if isinstance(state_type, str) and state_type:
+            status = state_type
+        elif status_code == _STATUS_ERROR:
             status = "CANCELLED" if status_message.startswith(_CANCELLED_PREFIX) else "FAILED"
         deployment = attributes.get(_keys.DEPLOYMENT_NAME)
         version = attributes.get(_keys.DEPLOYMENT_VERSION)
@@ -130,6 +136,7 @@ class RunInfo:
             duration_ns=duration_ns,
             attempts=max(int(run_count) if isinstance(run_count, int) else 1, retry_events + 1),
             deployment=None if deployment is None else str(deployment),
+            state_name=state_name if isinstance(state_name, str) else "",
         )
 
     @classmethod
@@ -159,12 +166,15 @@ class RunInfo:
     def line(self, style: Style, *, show_deployment: bool = True, show_id: bool = True) -> str:
         """One line: mark, kind and name, run name, status and duration, retries, deployment, id."""
         dot = style.dot
-        outcome = f"{self.status} in {format_duration(self.duration_ns)}"
+        named = f" ({self.state_name})" if self.state_name and self.state_name.upper() != self.status else ""
+        outcome = f"{self.status}{named} in {format_duration(self.duration_ns)}"
         if self.message:
             outcome += f": {self.message}"
-        if self.status != "COMPLETED":
+        if self.status in _WAITING:
+            outcome = style.paint(outcome, _YELLOW)
+        elif self.status != "COMPLETED":
             outcome = style.paint(outcome, _RED)
-        fields = [f"{style.marks[self.status]} {self.kind} {self.name}"]
+        fields = [f"{style.marks.get(self.status, '?')} {self.kind} {self.name}"]
         if self.run_name:
             fields.append(self.run_name)
         fields.append(outcome)

@@ -1,0 +1,38 @@
+"""The exceptions of run states, as Prefect's ``prefect.exceptions`` names them.
+
+::
+
+    OtelRuntimeError (alias PrefectException)
+    ├── FailedRun          result() of a FAILED state with no exception of its own
+    ├── CrashedRun         ... of a CRASHED state
+    ├── CancelledRun       ... of a CANCELLED state
+    ├── PausedRun          result() of a PAUSED state
+    ├── UnfinishedRun      result() of a state that is not final (``NotReady``, ``Pending``)
+    ├── MissingResult      a COMPLETED state that holds no result
+    └── UpstreamTaskError  an upstream run did not complete, so this one did not start
+"""
+
+from otel_runtime._engine.exceptions import (
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    MissingResult,
+    OtelRuntimeError,
+    PausedRun,
+    PrefectException,
+    UnfinishedRun,
+    UpstreamTaskError,
+)
+
+# The names of ``_engine.exceptions.__all__``, listed again so the public surface reads at a glance.
+__all__ = [
+    "CancelledRun",
+    "CrashedRun",
+    "FailedRun",
+    "MissingResult",
+    "OtelRuntimeError",
+    "PausedRun",
+    "PrefectException",
+    "UnfinishedRun",
+    "UpstreamTaskError",
+]

@@ -1,0 +1,139 @@
+"""Prefect 3 scripts, ported by changing their imports, behave as Prefect documents.
+
+Each script in ``tests/prefect_scripts/`` is one of Prefect's documented examples (states, state
+hooks, futures and mapping, upstream failures, worker processes) with ``prefect`` imports replaced by
+``otel_runtime`` ones. Each runs in a fresh interpreter, as a user runs it; the test reads what it
+printed: results, states, exceptions, hook calls and the hooks' log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).parent / "prefect_scripts"
+
+
+def run_script(name: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``prefect_scripts/<name>`` in ``tmp_path``; its stdout (the test fails on a non-zero exit)."""
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true", **(env or {})},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def test_task_return_values_and_return_state_as_in_the_manage_states_docs(tmp_path: Path) -> None:
+    """A task returning ``Failed(...)`` fails without raising, the flow returning it fails with
+    "1/2 states failed." and returns the states; ``return_state=True`` gives the final state; a flow
+    that swallows a failed state completes; custom names such as ``Skipped`` are kept."""
+    out = run_script("states_return_values.py", tmp_path)
+    assert "example: FAILED Failed 1/2 states failed.\n" in out
+    assert "state_one: FAILED Failed I was instructed to fail.\n" in out
+    assert "state_two: COMPLETED Completed I was instructed to succeed.\n" in out
+    assert (
+        "example() returned: [\"Failed('I was instructed to fail.')\", "
+        "\"Completed('I was instructed to succeed.')\"]\n"
+    ) in out
+    assert "my_flow: ok\n" in out
+    assert "hidden failure flow: COMPLETED\n" in out
+    assert "skip_me: COMPLETED Skipped nothing to do\n" in out
+    assert "result() raised: TypeError\n" in out
+    message = 'Task run encountered an exception TypeError: can only concatenate str (not "int") to str'
+    assert f"message: {message}" in out
+
+
+def test_state_hooks_as_in_the_state_change_hooks_docs(tmp_path: Path) -> None:
+    """Keyword and decorator hooks run in order inside the run (``runtime.task_run`` is the run's), with
+    Prefect's log lines; success and failure hooks pick by state; kwargs reach a hook through
+    ``with_options`` and ``partial``; a failure hook runs once, after the retries; a raising hook is
+    logged and the flow still returns its value."""
+    out = run_script("state_hooks.py", tmp_path)
+    assert "calls: [('first_task_hook', 'nice_task', True, 'Completed'), ('second_hook', 'COMPLETED')]" in out
+    assert "Running hook 'first_task_hook' in response to entering state 'Completed'" in out
+    assert "Hook 'first_task_hook' finished running successfully" in out
+    assert out.index("I run anytime this task executes successfully") < out.index("another hook")
+    assert "Task run succeeded!\n" in out
+    assert "Task run failed!\n" in out
+    assert out.count("If the task run succeeds or fails, this hook runs.") == 2
+    assert "maybe(True) raised ValueError" in out
+    assert "kwargs hook: ['state', 'x', 'y'] Failed" in out
+    assert "with message: Flow run encountered an exception: ValueError: oops!" in out
+    assert "failing_flow raised: oops!" in out
+    assert "failure hook calls: [('notify_slack', True, 2)]" in out
+    assert "An error was encountered while running hook 'broken_hook'" in out
+    assert "survives_its_hook returned: 7" in out
+    assert "calls: [('running_hook', 'RUNNING')]" in out
+
+
+def test_futures_wait_map_and_resolution_as_in_the_task_runner_docs(tmp_path: Path) -> None:
+    """``wait`` returns done/not-done sets, futures passed to tasks arrive as values (also inside
+    dataclasses, pydantic models and dicts), ``map`` with ``unmapped`` gives a ``PrefectFutureList``,
+    ``as_completed`` yields every future, and a flow returning futures returns their results."""
+    out = run_script("futures_and_map.py", tmp_path)
+    assert "elevator: (10, 0)\n" in out
+    assert "my_workflow: cool task said sup\n" in out
+    assert "raise_on_failure: I'm a task!\n" in out
+    assert "sums: ok\n" in out
+    assert "evaluate_models: (6, True)\n" in out
+    assert "containers: (3, 'abab', 1)\n" in out
+    assert "returns_futures: (3, [4])\n" in out
+    assert "as_completed: ([1, 2, 3], True)\n" in out
+
+
+def test_upstream_failures_wait_for_allow_failure_and_quote(tmp_path: Path) -> None:
+    """``wait_for`` orders runs; downstream runs of a failed upstream do not run and are ``NotReady``
+    (PENDING) with Prefect's message, their ``result()`` raising ``UnfinishedRun``; the flow is FAILED
+    ("2/4 states failed."); ``allow_failure`` lets a run start and receive the exception; ``quote``
+    passes a value as it is."""
+    out = run_script("upstream_failures.py", tmp_path)
+    assert "ran: ['a', 'b', 'c', 'd']\n" in out
+    assert "test_flow: FAILED 2/4 states failed.\n" in out
+    assert "a.result() raised: RuntimeError This task fails!\n" in out
+    assert "b.result() raised: ValueError This task fails and passes data downstream!\n" in out
+    assert "c: True NotReady\nd: True NotReady\n" in out
+    assert "c message ok: True\nd message ok: True\n" in out
+    assert "c.result() raised UnfinishedRun: Run is in PENDING state, its result is not available.\n" in out
+    assert "downstream ran: []\n" in out
+    assert "allowed: ('cleaned up after ValueError', 'NotReady', 'Completed')\n" in out
+    assert "quoted: 100000\n" in out
+
+
+WORKER_LINES = (
+    "map: [2, 4, 6]\n",
+    "failed: FAILED Failed Task run encountered an exception ValueError: raised in a worker\n",
+    "blocked: PENDING NotReady\n",
+    "refused: FAILED the worker says no\n",
+    "skipped: COMPLETED Skipped 5\n",
+    "wait_for: 42\n",
+    "dead: True CRASHED Crashed\n",
+    "dead message: Execution was interrupted by an unexpected exception\n",
+)
+
+
+def missing_worker_lines(out: str) -> list[str]:
+    """The lines of ``WORKER_LINES`` that ``out`` lacks."""
+    return [line for line in WORKER_LINES if line not in out]
+
+
+def test_states_and_futures_through_process_workers_and_a_dead_worker(tmp_path: Path) -> None:
+    """Through ``ProcessPoolTaskRunner`` the states, ``NotReady``, returned states and ``wait_for``
+    are as in threads, and a worker that dies leaves its future ``Crashed`` instead of hanging."""
+    assert missing_worker_lines(run_script("workers.py", tmp_path, "process")) == []
+
+
+def test_states_and_futures_through_dask_workers_and_a_dead_worker(tmp_path: Path) -> None:
+    """The same through ``DaskTaskRunner``: a killed Dask worker (no retries allowed) is ``Crashed``."""
+    pytest.importorskip("distributed")
+    no_retries = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    assert missing_worker_lines(run_script("workers.py", tmp_path, "dask", env=no_retries)) == []
