@@ -10,6 +10,7 @@ from typing import Final
 
 __all__ = [
     "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS",
+    "OTEL_RUNTIME_CACHE_DIR",
     "OTEL_RUNTIME_DEPLOYMENT_ID",
     "OTEL_RUNTIME_DEPLOYMENT_NAME",
     "OTEL_RUNTIME_DEPLOYMENT_VERSION",
@@ -98,4 +99,13 @@ Setting it turns the endpoint on, whatever ``OTEL_METRICS_EXPORTER`` says; needs
 extra (``pip install 'otel-runtime[prometheus]'``). ``OTEL_METRICS_EXPORTER=prometheus`` without it
 serves on ``OTEL_EXPORTER_PROMETHEUS_HOST``:``OTEL_EXPORTER_PROMETHEUS_PORT`` (default
 ``localhost:9464``). Default: unset. Example: ``OTEL_RUNTIME_PROMETHEUS_ADDRESS=127.0.0.1:9464``.
+"""
+
+OTEL_RUNTIME_CACHE_DIR: Final = "OTEL_RUNTIME_CACHE_DIR"
+"""Directory of the file store of task caching (``cache_policy=``, ``cache_key_fn=``), shared by every
+process that uses it, as Prefect's local result storage is. A policy's ``configure(key_storage=...)``
+wins for its tasks.
+
+Default: ``.otel_runtime/cache`` in the working directory. Read once, at the first cached task run.
+Example: ``OTEL_RUNTIME_CACHE_DIR=/var/cache/etl``.
 """

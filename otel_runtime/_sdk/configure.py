@@ -43,6 +43,7 @@ from otel_runtime._sdk.monitored_processor import (
 from otel_runtime._sdk.options import Destination, SignalChoice, make_resource, resolve_options
 from otel_runtime._sdk.run_watch import RunWatch, unwatch_runs, watch_runs  # run events and metrics
 from otel_runtime._sdk.shutdown import call_within, exit_deadline, shutdown_within
+from otel_runtime._sdk.sigterm import handle_sigterm
 from otel_runtime._sdk.slots import LOGGER_SLOTS, TRACER_SLOTS, install, lock
 from otel_runtime.logging import instrument_logging
 from otel_runtime.propagation import install_baggage_propagator
@@ -223,6 +224,7 @@ def configure(
     if logs.exporters:
         instrument_logging(logger_provider)
     shutdown_within(replaced, exit_deadline())
+    handle_sigterm(tracer_provider)  # SIGTERM: open runs end cancelled, exported within the bound
     # -- run events and run metrics (watching runs while they run): one block, nothing else here ----
     run_metrics = setup_metrics(
         resource, metric_names, endpoint=destination.endpoint, protocol=protocol, headers=destination.headers,

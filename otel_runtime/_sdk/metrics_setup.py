@@ -52,8 +52,10 @@ from otel_runtime.environment_variables import OTEL_RUNTIME_PROMETHEUS_ADDRESS
 __all__ = [
     "DEFAULT_EXPORT_INTERVAL_MILLIS",
     "Metrics",
+    "join_shutdown_at_exit",
     "metric_exporter_names",
     "setup_metrics",
+    "start_shutdown_at_exit",
     "stop_metrics",
 ]
 
@@ -285,8 +287,8 @@ def setup_metrics(
             provider.add_metric_reader(reader)
     finally:
         _current = Metrics(provider, names, address, tuple(readers), tuple(closers))
-    atexit.unregister(_start_shutdown_at_exit)
-    atexit.register(_start_shutdown_at_exit)
+    atexit.unregister(start_shutdown_at_exit)
+    atexit.register(start_shutdown_at_exit)
     return _current
 
 
@@ -305,7 +307,7 @@ def stop_metrics(timeout_s: float | None = None) -> None:
 _exit_stop: list[tuple[threading.Thread, float]] = []
 
 
-def _start_shutdown_at_exit() -> None:
+def start_shutdown_at_exit() -> None:
     global _current
     with _lock:
         current, _current = _current, None
@@ -315,9 +317,9 @@ def _start_shutdown_at_exit() -> None:
             _exit_stop.append((thread, time.monotonic() + _exit_timeout_s))
 
 
-def _join_shutdown_at_exit() -> None:
+def join_shutdown_at_exit() -> None:
     for thread, deadline in _exit_stop:
         thread.join(max(deadline - time.monotonic(), 0))
 
 
-atexit.register(_join_shutdown_at_exit)
+atexit.register(join_shutdown_at_exit)

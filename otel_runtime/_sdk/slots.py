@@ -26,7 +26,17 @@ from otel_runtime._sdk.monitored_processor import (
 )
 from otel_runtime._sdk.shutdown import exit_deadline, shutdown_within
 
-__all__ = ["LOGGER_SLOTS", "TRACER_SLOTS", "LogSlot", "ProviderSlots", "Slot", "SpanSlot", "install", "lock"]
+__all__ = [
+    "LOGGER_SLOTS",
+    "TRACER_SLOTS",
+    "LogSlot",
+    "ProviderSlots",
+    "Slot",
+    "SpanSlot",
+    "install",
+    "lock",
+    "shutdown_at_exit",
+]
 
 _ProcessorT = TypeVar("_ProcessorT", bound=MonitoredProcessor[Any])
 _ProviderT = TypeVar("_ProviderT", TracerProvider, LoggerProvider)
@@ -163,12 +173,12 @@ def install(
         tracer_provider, replaced_spans = TRACER_SLOTS.fill(resource, span_processors)
         logger_provider, replaced_logs = LOGGER_SLOTS.fill(resource, log_processors)
     # The last configure() decides the order: our exit hook runs before the providers' own (LIFO).
-    atexit.unregister(_shutdown_at_exit)
-    atexit.register(_shutdown_at_exit)
+    atexit.unregister(shutdown_at_exit)
+    atexit.register(shutdown_at_exit)
     return tracer_provider, logger_provider, [*replaced_spans, *replaced_logs]
 
 
-def _shutdown_at_exit() -> None:
+def shutdown_at_exit() -> None:
     """Flush and stop every exporter configure() installed, all within the exit bound."""
     deadline = exit_deadline()
     with lock:
