@@ -130,6 +130,11 @@ class ExportHealth:
         """``count`` items were exported; an outage, if any, is over."""
         with self._lock:
             self.exported += count
+            if self.finished:  # an export that outlived shutdown: its items were counted dropped then
+                late = min(count, self.dropped)
+                self.dropped -= late
+                add_dropped(self.signal, -late)
+                return
             since, self._outage_since = self._outage_since, None
             lost = self.dropped - self._dropped_at_outage
         if since is not None:

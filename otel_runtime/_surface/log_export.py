@@ -210,9 +210,17 @@ def _exception_attributes(exc_info: object) -> dict[str, AnyValue]:
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
     return {
         exception_attributes.EXCEPTION_TYPE: name,
-        exception_attributes.EXCEPTION_MESSAGE: str(error),
+        exception_attributes.EXCEPTION_MESSAGE: _message_of(error),
         exception_attributes.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(kind, error, tb)),
     }
+
+
+def _message_of(error: BaseException) -> str:
+    """``str(error)``, or a placeholder when its ``__str__`` raises (the record is exported all the same)."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__qualname__}: str() failed>"
 
 
 OTelLogHandler.__module__ = "otel_runtime.logging"
