@@ -106,7 +106,7 @@ class MonitoredProcessor(Generic[ItemT]):
             if queue is None or len(queue) < limit:
                 self._enqueue(item)
                 return
-        self.health.lost(1, "the export queue is full: the exporter cannot keep up")
+        self.health.overflowed()
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued within ``timeout_millis`` (default ``shutdown_timeout_millis``); count and
