@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import rows
+from bench import _timing, rows
 from bench._floor import bench_provider
 from bench._report import NOTES, RESULTS, Row, table, write_results
 from bench._workloads import DEPLOYMENT
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in names if name not in rows.ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; choose from {list(rows.ROWS)}")
-    rows.QUICK = args.quick
+    _timing.QUICK = args.quick
     drops = _DropCounter()
     logging.getLogger("opentelemetry.sdk._shared_internal").filters.insert(0, drops)
     started = time.perf_counter()

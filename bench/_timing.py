@@ -14,9 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Comparison", "compare", "time_once"]
+__all__ = ["QUICK", "Comparison", "compare", "rounds", "time_once"]
 
 Workload = Callable[[int], object]
+
+QUICK = False
+"""``--quick``: fewer rounds and smaller counts, for a smoke test of the bench itself."""
+
+
+def rounds(full: int) -> int:
+    """``full`` rounds, or 5 under ``--quick``."""
+    return 5 if QUICK else full
 
 
 @dataclass(frozen=True)

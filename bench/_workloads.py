@@ -22,8 +22,11 @@ __all__ = [
     "gather",
     "in_flow",
     "in_task",
+    "map_item",
     "noop_async_task",
     "noop_task",
+    "one_int",
+    "one_int_unrecorded",
     "run_tasks",
     "task_shape",
 ]
@@ -40,6 +43,21 @@ def noop_task() -> None:
 @task
 async def noop_async_task() -> None:
     """An async task run with an empty body."""
+
+
+@task
+def map_item(item: int) -> None:
+    """The mapped task: one small int, an empty body."""
+
+
+@task
+def one_int(x: int) -> None:
+    """A task run with one small int parameter, recorded on its span (the default)."""
+
+
+@task(record_parameters=False)
+def one_int_unrecorded(x: int) -> None:
+    """:func:`one_int` without recording its parameter."""
 
 
 @flow

@@ -10,6 +10,7 @@ from typing import Final
 
 __all__ = [
     "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS",
+    "OTEL_RUNTIME_CACHE_DIR",
     "OTEL_RUNTIME_DEPLOYMENT_ID",
     "OTEL_RUNTIME_DEPLOYMENT_NAME",
     "OTEL_RUNTIME_DEPLOYMENT_VERSION",
@@ -20,6 +21,7 @@ __all__ = [
     "OTEL_RUNTIME_RUN_METRICS",
     "OTEL_RUNTIME_TELEMETRY_FILE",
     "OTEL_RUNTIME_UI_URL",
+    "PREFECT_RUNTIME_OVERRIDE_PREFIX",
 ]
 
 OTEL_RUNTIME_DEPLOYMENT_NAME: Final = "OTEL_RUNTIME_DEPLOYMENT_NAME"
@@ -68,6 +70,13 @@ Example: ``OTEL_RUNTIME__DEPLOYMENT__NAME=nightly`` makes ``runtime.deployment.n
 Read on every access, so a test may set it at any time.
 """
 
+PREFECT_RUNTIME_OVERRIDE_PREFIX: Final = "PREFECT__RUNTIME__"
+"""Prefect's spelling of the accessor overrides, ``PREFECT__RUNTIME__<MODULE>__<ATTR>``, accepted as an alias.
+
+Ported test suites set these. When both spellings are set for one attribute,
+``OTEL_RUNTIME__<MODULE>__<ATTR>`` wins. Example: ``PREFECT__RUNTIME__FLOW_RUN__NAME=nightly-run``.
+"""
+
 OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS: Final = "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS"
 """Comma list of the baggage keys, besides otel_runtime's own run keys, that may leave the process.
 
@@ -98,4 +107,13 @@ Setting it turns the endpoint on, whatever ``OTEL_METRICS_EXPORTER`` says; needs
 extra (``pip install 'otel-runtime[prometheus]'``). ``OTEL_METRICS_EXPORTER=prometheus`` without it
 serves on ``OTEL_EXPORTER_PROMETHEUS_HOST``:``OTEL_EXPORTER_PROMETHEUS_PORT`` (default
 ``localhost:9464``). Default: unset. Example: ``OTEL_RUNTIME_PROMETHEUS_ADDRESS=127.0.0.1:9464``.
+"""
+
+OTEL_RUNTIME_CACHE_DIR: Final = "OTEL_RUNTIME_CACHE_DIR"
+"""Directory of the file store of task caching (``cache_policy=``, ``cache_key_fn=``), shared by every
+process that uses it, as Prefect's local result storage is. A policy's ``configure(key_storage=...)``
+wins for its tasks.
+
+Default: ``.otel_runtime/cache`` in the working directory. Read once, at the first cached task run.
+Example: ``OTEL_RUNTIME_CACHE_DIR=/var/cache/etl``.
 """

@@ -34,6 +34,8 @@ LAYERS: dict[str, int] = {
     "otel_runtime.states": 3,
     "otel_runtime.futures": 3,
     "otel_runtime.exceptions": 3,
+    "otel_runtime.cache_policies": 3,
+    "otel_runtime.tasks": 3,
     "otel_runtime._surface": 4,
     "otel_runtime.runtime": 4,
     "otel_runtime.context": 4,

@@ -17,6 +17,7 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "public_api.json"
 
 PUBLIC_MODULES = (
     "otel_runtime",
+    "otel_runtime.cache_policies",
     "otel_runtime.context",
     "otel_runtime.environment_variables",
     "otel_runtime.exceptions",
@@ -26,6 +27,7 @@ PUBLIC_MODULES = (
     "otel_runtime.runtime",
     "otel_runtime.states",
     "otel_runtime.task_runners",
+    "otel_runtime.tasks",
     "otel_runtime.testing",
 )
 LAZY_MODULES = tuple(f"otel_runtime.runtime.{name}" for name in ("deployment", "flow_run", "task_run"))

@@ -10,6 +10,16 @@ from typing import Final
 
 __all__ = [
     "BAGGAGE_KEYS",
+    "CACHE_EXPIRES",
+    "CACHE_KEY",
+    "CACHE_OUTCOME",
+    "CACHE_OUTCOME_HIT",
+    "CACHE_OUTCOME_MISS",
+    "CACHE_OUTCOME_NOT_STORED",
+    "CACHE_OUTCOME_NO_KEY",
+    "CACHE_OUTCOME_STORED",
+    "CACHE_REFRESH",
+    "CACHE_STATE_NAME",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_NAME",
     "DEPLOYMENT_VERSION",
@@ -35,6 +45,7 @@ __all__ = [
     "HOOK_TYPE",
     "HOST_NAME",
     "LINK_KIND",
+    "LINK_KIND_CACHE",
     "LINK_KIND_UPSTREAM",
     "LINK_KIND_WAIT_FOR",
     "LINK_STATE_NAME",
@@ -171,9 +182,33 @@ LINK_KIND_WAIT_FOR: Final = "wait_for"
 """The run waited for the linked run (``wait_for=[...]``) before it started."""
 LINK_KIND_UPSTREAM: Final = "upstream"
 """The linked run is an upstream whose failure kept this run from starting (state ``NotReady``)."""
+LINK_KIND_CACHE: Final = "cache"
+"""The linked run produced the cached value this run returned (a cache hit, state ``Cached``)."""
 LINK_TASK_RUN_ID: Final = "otel_runtime.link.task_run_id"
 LINK_STATE_TYPE: Final = "otel_runtime.link.state.type"
 LINK_STATE_NAME: Final = "otel_runtime.link.state.name"
+
+# Task caching: on the span of every task run that has a cache policy.
+CACHE_KEY: Final = "otel_runtime.cache.key"
+"""32 hex digits of the SHA-256 of the run's cache key (never the key itself, nor the inputs)."""
+CACHE_OUTCOME: Final = "otel_runtime.cache.outcome"
+"""What the cache did for the run: one of the ``CACHE_OUTCOME_*`` values."""
+CACHE_OUTCOME_HIT: Final = "hit"
+"""The value came from the cache; the function did not run (state ``Cached``, a ``cache`` link)."""
+CACHE_OUTCOME_STORED: Final = "stored"
+"""A miss (or a refresh): the function ran and its value was stored under the key."""
+CACHE_OUTCOME_NOT_STORED: Final = "not_stored"
+"""A miss: the function ran, but its value could not be stored (it cannot be pickled)."""
+CACHE_OUTCOME_MISS: Final = "miss"
+"""A miss: the function ran and did not complete, so nothing was stored."""
+CACHE_OUTCOME_NO_KEY: Final = "no_key"
+"""No key could be computed (unhashable inputs, a failing ``cache_key_fn``): no caching for the run."""
+CACHE_EXPIRES: Final = "otel_runtime.cache.expires"
+"""When the stored or hit value expires (ISO 8601, UTC); absent when it never does."""
+CACHE_REFRESH: Final = "otel_runtime.cache.refresh"
+"""``True`` on a run of a task with ``refresh_cache=True``: it ran whatever the cache held."""
+CACHE_STATE_NAME: Final = "Cached"
+"""The state name of a cache hit (type ``COMPLETED``), as Prefect names it."""
 
 # Log fields: structlog event-dict keys and OTLP log record attributes. They mirror the span attributes
 # in shape (flow_run.id / flow_run_id): two spellings on purpose, each the convention of its signal.

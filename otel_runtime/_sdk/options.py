@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from otel_runtime._base.environ import parse_bool, read_env
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+from otel_runtime._sdk.exporter_names import check_exporter_names
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
 from otel_runtime._sdk.signals import Signal
 from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
@@ -40,7 +41,6 @@ __all__ = [
 
 DEFAULT_SERVICE_NAME: Final = "otel-runtime"
 
-_EXPORTER_NAMES: Final = frozenset({"otlp", "console", "file", "none"})
 _PROTOCOLS: Final = ("grpc", "http/protobuf")
 _EXPORTER_VARIABLES: Final[dict[Signal, str]] = {"traces": OTEL_TRACES_EXPORTER, "logs": OTEL_LOGS_EXPORTER}
 _ENDPOINT_VARIABLES: Final[dict[Signal, str]] = {
@@ -59,6 +59,9 @@ class SignalChoice:
 
     exporters: tuple[str, ...]
     protocol: str
+    explicit: bool = False
+    """Whether the caller named the exporters (``configure(traces_exporter=...)``): then they are added to
+    a provider installed before even where it already exports to the same destination."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +143,8 @@ def resolve_options(
         return Options(record_parameters, shutdown_timeout_millis, None)
     file_path = Path(telemetry_file or read_env(OTEL_RUNTIME_TELEMETRY_FILE) or DEFAULT_TELEMETRY_PATH)
     plan = ExportPlan(
-        traces=SignalChoice(traces, trace_protocol),
-        logs=SignalChoice(logs, log_protocol),
+        traces=SignalChoice(traces, trace_protocol, explicit=traces_exporter is not None),
+        logs=SignalChoice(logs, log_protocol, explicit=logs_exporter is not None),
         destination=Destination(endpoint, headers, export_timeout, file_path.absolute()),
         service_name=service_name,
         resource_attributes=resource_attributes,
@@ -157,14 +160,7 @@ def _exporter_names(signal: Signal, given: str | None, endpoint: str | None) -> 
             endpoint or read_env(OTEL_EXPORTER_OTLP_ENDPOINT) or read_env(_ENDPOINT_VARIABLES[signal])
         )
         raw = "otlp" if has_endpoint else "file"
-    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
-    unknown = sorted(set(names) - _EXPORTER_NAMES)
-    if unknown:
-        raise ValueError(
-            f"unknown {signal} exporter {', '.join(unknown)!r} "
-            f"(from {'configure()' if given else variable}); "
-            f"choose from {', '.join(sorted(_EXPORTER_NAMES))}"
-        )
+    names = check_exporter_names(signal, raw, "configure()" if given else variable)
     return tuple(name for name in names if name != "none")
 
 

@@ -1,0 +1,213 @@
+"""Task caching on a run: a task's cache options, its run's key, the lookup, the store, the span.
+
+A task made with a cache policy (``cache_policy=``, ``cache_key_fn=``, ``persist_result=True``) holds a
+:class:`TaskCache`; a task without one holds ``None`` and its runs do nothing for caching. A run of a
+caching task computes its key once its span and run context exist (a ``cache_key_fn`` reads the
+context), before its first attempt:
+
+- a hit returns the stored value without calling the function: the run's state is ``Cached`` (type
+  ``COMPLETED``), its span links to the span of the run that stored the value;
+- a miss runs the function and, when the run completes, stores its value with the run's span context;
+- a key that cannot be computed (unhashable inputs, a ``cache_key_fn`` that raises) means no caching
+  for that run, with one warning per task, never an error.
+
+The span carries ``otel_runtime.cache.key`` (a digest of the key) and ``otel_runtime.cache.outcome``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry.trace import Span, SpanContext, TraceFlags
+
+from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
+from otel_runtime._engine.cache_keys import cache_key_digest
+from otel_runtime._engine.cache_policies import DEFAULT, CacheKeyFn, CachePolicy, _None
+from otel_runtime._engine.result_store import CacheRecord, result_store
+from otel_runtime._engine.states import State, StateType
+from otel_runtime.environment_variables import OTEL_RUNTIME_CACHE_DIR
+
+if TYPE_CHECKING:
+    from otel_runtime._engine.run_context import TaskRunContext
+
+__all__ = ["DEFAULT_CACHE_DIR", "TaskCache", "cache_directory", "task_cache"]
+
+DEFAULT_CACHE_DIR: Final = os.path.join(".otel_runtime", "cache")
+_directory: list[str] = []  # the environment's directory, read at the first cached run
+
+
+def cache_directory(policy: CachePolicy) -> str:
+    """Where ``policy``'s records are filed: its ``key_storage``, else ``OTEL_RUNTIME_CACHE_DIR``, else
+    ``.otel_runtime/cache`` in the working directory."""
+    if policy.key_storage is not None:
+        return os.fspath(policy.key_storage)
+    if not _directory:
+        _directory.append(os.environ.get(OTEL_RUNTIME_CACHE_DIR) or DEFAULT_CACHE_DIR)
+    return _directory[0]
+
+
+def _expiration(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"cache_expiration must be a datetime.timedelta, got {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCache:
+    """A task's cache options, settled at decoration."""
+
+    owner: str
+    policy: CachePolicy
+    expiration: float | None
+    refresh: bool
+    in_memory: bool
+
+    def key(
+        self, context: TaskRunContext, parameters: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        """The run's cache key, or ``None`` (no caching for this run) when none can be computed."""
+        try:
+            key = self.policy.compute_key(context, parameters, flow_parameters)
+        except Exception as exc:
+            warn_once(
+                f"cache-key:{self.owner}",
+                f"otel_runtime could not compute a cache key for task {self.owner!r}; its runs are not "
+                f"cached ({type(exc).__name__}: {exc})",
+            )
+            return None
+        if key is not None and not isinstance(key, str):
+            warn_once(
+                f"cache-key-type:{self.owner}",
+                f"the cache key of task {self.owner!r} is a {type(key).__name__}, not a str: not cached",
+            )
+            return None
+        return key
+
+    def lookup(self, span: Span, key: str | None) -> CacheRecord | None:
+        """The record to answer the run with (``None``: run the function). Marks the span."""
+        try:
+            if key is None:
+                span.set_attribute(_keys.CACHE_OUTCOME, _keys.CACHE_OUTCOME_NO_KEY)
+                return None
+            attributes: dict[str, Any] = {_keys.CACHE_KEY: cache_key_digest(key)}
+            if self.refresh:
+                attributes[_keys.CACHE_REFRESH] = True
+            span.set_attributes(attributes)
+            if self.refresh:
+                return None
+            record = result_store.lookup(cache_directory(self.policy), key, in_memory=self.in_memory)
+        except Exception:
+            warn_once("cache-lookup", "otel_runtime could not look a task run up in the cache", exc_info=True)
+            return None
+        if record is not None:
+            _mark_hit(span, record)
+        return record
+
+    def store(self, span: Span, key: str, value: Any, task_run_id: str) -> None:
+        """Store the value of a completed run under ``key``; marks the span (never raises)."""
+        try:
+            context = span.get_span_context()
+            now = time.time()
+            record = CacheRecord(
+                key=key,
+                value=value,
+                created=now,
+                expires=None if self.expiration is None else now + self.expiration,
+                trace_id=context.trace_id,
+                span_id=context.span_id,
+                trace_flags=int(context.trace_flags),
+                task_run_id=task_run_id,
+            )
+            stored = result_store.store(
+                cache_directory(self.policy), record, in_memory=self.in_memory, owner=self.owner
+            )
+            attributes: dict[str, Any] = {
+                _keys.CACHE_OUTCOME: _keys.CACHE_OUTCOME_STORED if stored else _keys.CACHE_OUTCOME_NOT_STORED
+            }
+            if stored and record.expires is not None:
+                attributes[_keys.CACHE_EXPIRES] = _iso(record.expires)
+            span.set_attributes(attributes)
+        except Exception:
+            warn_once("cache-store", "otel_runtime could not store a task run's value", exc_info=True)
+
+    @staticmethod
+    def missed(span: Span) -> None:
+        """The run did not complete: nothing stored."""
+        try:
+            span.set_attribute(_keys.CACHE_OUTCOME, _keys.CACHE_OUTCOME_MISS)
+        except Exception:
+            warn_once("cache-store", "otel_runtime could not mark a task run's cache miss", exc_info=True)
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat()
+
+
+def _mark_hit(span: Span, record: CacheRecord) -> None:
+    attributes: dict[str, Any] = {_keys.CACHE_OUTCOME: _keys.CACHE_OUTCOME_HIT}
+    if record.expires is not None:
+        attributes[_keys.CACHE_EXPIRES] = _iso(record.expires)
+    span.set_attributes(attributes)
+    if record.trace_id and record.span_id:
+        origin = SpanContext(
+            record.trace_id, record.span_id, is_remote=True, trace_flags=TraceFlags(record.trace_flags)
+        )
+        link: dict[str, Any] = {_keys.LINK_KIND: _keys.LINK_KIND_CACHE}
+        if record.task_run_id is not None:
+            link[_keys.LINK_TASK_RUN_ID] = record.task_run_id
+        span.add_link(origin, link)
+
+
+def cached_state(record: CacheRecord) -> State[Any]:
+    """The state of a run answered from the cache: ``Cached``, type ``COMPLETED``, holding the value."""
+    return State(StateType.COMPLETED, name=_keys.CACHE_STATE_NAME, data=record.value)
+
+
+def task_cache(
+    owner: str,
+    *,
+    cache_policy: Any = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: Any = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    persist_result: bool | None = None,
+) -> TaskCache | None:
+    """A task's cache options, or ``None`` when it does not cache (Prefect's rules: a ``cache_key_fn``
+    wins over a ``cache_policy``; ``persist_result=True`` alone means ``DEFAULT``;
+    ``persist_result=False`` or ``NO_CACHE`` means no caching)."""
+    if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+        raise TypeError(
+            f"cache_policy must be a CachePolicy (otel_runtime.cache_policies), got {cache_policy!r}"
+        )
+    if cache_key_fn is not None and not callable(cache_key_fn):
+        raise TypeError(f"cache_key_fn must be callable, got {cache_key_fn!r}")
+    expiration = _expiration(cache_expiration)
+    if cache_key_fn is not None:
+        if cache_policy is not None:
+            warn_once(
+                f"cache-both:{owner}",
+                f"Both `cache_policy` and `cache_key_fn` are set on task {owner!r}. "
+                "`cache_key_fn` will be used.",
+            )
+        cache_policy = CachePolicy.from_cache_key_fn(cache_key_fn)
+    if cache_policy is None and persist_result:
+        cache_policy = DEFAULT
+    if cache_policy is None or isinstance(cache_policy, _None):
+        return None
+    if persist_result is False:
+        warn_once(
+            f"cache-persist:{owner}",
+            f"Ignoring `cache_policy` of task {owner!r} because `persist_result` is False",
+        )
+        return None
+    return TaskCache(owner, cache_policy, expiration, bool(refresh_cache), bool(cache_result_in_memory))

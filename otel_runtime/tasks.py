@@ -1,0 +1,14 @@
+"""Task helpers, as Prefect's ``prefect.tasks``: ``task_input_hash`` for ``cache_key_fn=``.
+
+::
+
+    from otel_runtime import task
+    from otel_runtime.tasks import task_input_hash
+
+    @task(cache_key_fn=task_input_hash)
+    def fetch(url: str) -> str: ...
+"""
+
+from otel_runtime._engine.cache_keys import task_input_hash
+
+__all__ = ["task_input_hash"]
