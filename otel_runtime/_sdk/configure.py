@@ -173,8 +173,9 @@ def configure(
       at process exit (else ``OTEL_EXPORTER_OTLP_TIMEOUT``, default 5);
     - ``telemetry_file``: ``OTEL_RUNTIME_TELEMETRY_FILE``, default ``.otel_runtime/telemetry.jsonl``;
     - ``record_parameters``: ``OTEL_RUNTIME_RECORD_PARAMETERS``, default true;
-    - ``disabled``: ``OTEL_SDK_DISABLED``; when true nothing is installed, what an earlier call installed
-      is stopped, and runs are not exported.
+    - ``disabled``: ``OTEL_SDK_DISABLED``; when true no provider or exporter is installed, what an earlier
+      call installed is stopped, and runs are not exported; the baggage propagator is still installed.
+      A value other than ``true`` / ``false`` (any case) is read as false, with one warning.
 
     The batch processors follow ``OTEL_BSP_*`` / ``OTEL_BLRP_*``. An SDK ``TracerProvider`` or
     ``LoggerProvider`` already set (for example by ``opentelemetry-instrument``) is kept and added to;
@@ -208,6 +209,7 @@ def configure(
         unwatch_runs(trace.get_tracer_provider())  # run events and run metrics
         stop_metrics(options.shutdown_timeout_millis / 1000)
         shutdown_within(stopped, exit_deadline())
+        install_baggage_propagator()  # baggage is encoded the same whether the SDK is on or off
         _latest = Telemetry(None, None, (), (), None)
         return _latest
     resource = make_resource(plan.service_name, plan.resource_attributes)

@@ -122,16 +122,20 @@ class MonitoredProcessor(Generic[ItemT]):
                 internal_logger.debug("processor for %s failed to shut down", health.target, exc_info=True)
             health.finish()
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+    def force_flush(self, timeout_millis: int = 30_000, *, patience_millis: float | None = None) -> bool:
         """Export what is queued now; ``False`` when that did not finish within ``timeout_millis``.
 
         The SDK's batch processor ignores the timeout and waits for the exporter, which retries a down
         collector for its whole timeout, so the flush runs in a daemon thread and this waits for at most
         ``timeout_millis``, and no longer than it takes to see an export fail: while export is failing a
         flush cannot succeed, and whoever flushes (a worker after each task run, say) need not wait.
+        Nor does it wait for a collector that takes longer than ``patience_millis`` (default:
+        ``timeout_millis``) to answer: an export in flight that long, or a last export that took that
+        long, gives up at once (a black-holed or slow collector).
         """
         health = self.health
-        if health.in_outage or health.closing:
+        patience_s = (timeout_millis if patience_millis is None else patience_millis) / 1000
+        if health.in_outage or health.closing or health.slower_than(patience_s):
             return False
         with self._flush_lock:
             flushing = self._flushing
@@ -141,7 +145,7 @@ class MonitoredProcessor(Generic[ItemT]):
                     return bool(self._batch.force_flush(timeout_millis))
         deadline = time.monotonic() + timeout_millis / 1000
         while not flushing.done.wait(min(_FLUSH_POLL_S, max(0.0, deadline - time.monotonic()))):
-            if health.in_outage or time.monotonic() >= deadline:
+            if health.in_outage or time.monotonic() >= deadline or health.slower_than(patience_s):
                 return False
         return flushing.flushed
 

@@ -22,6 +22,7 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from otel_runtime._base.environ import parse_bool, read_env
+from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
 from otel_runtime._sdk.exporter_names import check_exporter_names
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
@@ -125,9 +126,9 @@ def resolve_options(
     """Settle ``configure()``'s arguments over the environment; ``ValueError`` for a bad one, even when
     the SDK is disabled."""
     if record_parameters is None:
-        record_parameters = parse_bool(read_env(OTEL_RUNTIME_RECORD_PARAMETERS), default=True)
+        record_parameters = _boolean_variable(OTEL_RUNTIME_RECORD_PARAMETERS, default=True)
     if disabled is None:
-        disabled = parse_bool(read_env(OTEL_SDK_DISABLED), default=False)
+        disabled = _boolean_variable(OTEL_SDK_DISABLED, default=False)
     if endpoint is not None:
         endpoint = check_endpoint(endpoint)
     if export_timeout is not None and not export_timeout > 0:
@@ -150,6 +151,18 @@ def resolve_options(
         resource_attributes=resource_attributes,
     )
     return Options(record_parameters, shutdown_timeout_millis, plan)
+
+
+def _boolean_variable(name: str, *, default: bool) -> bool:
+    """A boolean variable as the OpenTelemetry spec reads it: ``true`` / ``false`` in any case; anything
+    else is the default, with one warning per process unless it is empty or unset."""
+    raw = read_env(name)
+    if raw is not None and raw.strip().lower() not in ("true", "false"):
+        warn_once(
+            f"boolean-variable-{name}",
+            f"{name}={raw!r} is neither 'true' nor 'false'; read as {str(default).lower()}",
+        )
+    return parse_bool(raw, default=default)
 
 
 def _exporter_names(signal: Signal, given: str | None, endpoint: str | None) -> tuple[str, ...]:
