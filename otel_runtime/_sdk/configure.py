@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,8 +217,19 @@ def configure(
     traces, logs, destination = plan.traces, plan.logs, plan.destination
     new_spans = _new_exporters(SPAN_EXPORTERS, traces, destination, trace.get_tracer_provider())
     new_logs = _new_exporters(LOG_EXPORTERS, logs, destination, _logs.get_logger_provider())
-    span_processors = tuple(MonitoredSpanProcessor(exporter) for _, exporter in new_spans)
-    log_processors = tuple(MonitoredLogProcessor(exporter) for _, exporter in new_logs)
+    # ``rebuild``: a forked child makes its own exporter the same way (a gRPC connection is per process).
+    span_processors = tuple(
+        MonitoredSpanProcessor(
+            exporter, rebuild=partial(build_exporter, SPAN_EXPORTERS, name, traces.protocol, destination)
+        )
+        for name, exporter in new_spans
+    )
+    log_processors = tuple(
+        MonitoredLogProcessor(
+            exporter, rebuild=partial(build_exporter, LOG_EXPORTERS, name, logs.protocol, destination)
+        )
+        for name, exporter in new_logs
+    )
     tracer_provider, logger_provider, replaced = install(resource, span_processors, log_processors)
     for provider in (tracer_provider, logger_provider):
         if provider.resource is not resource:

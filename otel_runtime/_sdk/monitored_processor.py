@@ -190,7 +190,8 @@ class MonitoredSpanProcessor(MonitoredProcessor[ReadableSpan], SpanProcessor):
     """A ``BatchSpanProcessor`` over a :class:`CountingSpanExporter`: counted drops, bounded shutdown.
 
     ``batch_options`` go to ``BatchSpanProcessor`` (``schedule_delay_millis``, ``max_queue_size``, ...;
-    by default from ``OTEL_BSP_*``).
+    by default from ``OTEL_BSP_*``). ``rebuild`` makes the same exporter anew: a forked child, which must
+    not use the parent's gRPC connection, exports through one of its own (without it, it drops, counted).
     """
 
     def __init__(
@@ -198,9 +199,14 @@ class MonitoredSpanProcessor(MonitoredProcessor[ReadableSpan], SpanProcessor):
         exporter: SpanExporter,
         *,
         shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
+        rebuild: Callable[[], SpanExporter] | None = None,
         **batch_options: Any,
     ) -> None:
-        counting = exporter if isinstance(exporter, CountingSpanExporter) else CountingSpanExporter(exporter)
+        counting = (
+            exporter
+            if isinstance(exporter, CountingSpanExporter)
+            else CountingSpanExporter(exporter, rebuild=rebuild)
+        )
         # Batches go out in parts under the collector's size limit (batch_split), each part counted.
         self.batch = BatchSpanProcessor(SplittingSpanExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_end, counting, shutdown_timeout_millis)
@@ -215,7 +221,8 @@ class MonitoredSpanProcessor(MonitoredProcessor[ReadableSpan], SpanProcessor):
 class MonitoredLogProcessor(MonitoredProcessor[ReadWriteLogRecord], LogRecordProcessor):
     """A ``BatchLogRecordProcessor`` over a :class:`CountingLogExporter`: counted drops, bounded shutdown.
 
-    ``batch_options`` go to ``BatchLogRecordProcessor`` (by default from ``OTEL_BLRP_*``).
+    ``batch_options`` go to ``BatchLogRecordProcessor`` (by default from ``OTEL_BLRP_*``); ``rebuild`` as
+    for :class:`MonitoredSpanProcessor`.
     """
 
     def __init__(
@@ -223,9 +230,14 @@ class MonitoredLogProcessor(MonitoredProcessor[ReadWriteLogRecord], LogRecordPro
         exporter: LogRecordExporter,
         *,
         shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
+        rebuild: Callable[[], LogRecordExporter] | None = None,
         **batch_options: Any,
     ) -> None:
-        counting = exporter if isinstance(exporter, CountingLogExporter) else CountingLogExporter(exporter)
+        counting = (
+            exporter
+            if isinstance(exporter, CountingLogExporter)
+            else CountingLogExporter(exporter, rebuild=rebuild)
+        )
         self.batch = BatchLogRecordProcessor(SplittingLogExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_emit, counting, shutdown_timeout_millis)
 

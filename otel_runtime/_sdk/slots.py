@@ -48,6 +48,11 @@ _ProviderT = TypeVar("_ProviderT", TracerProvider, LoggerProvider)
 
 lock: Final = threading.Lock()
 """Held while the slots change, so that one ``configure()`` sets both signals' slots together."""
+# A fork taken while another thread holds it would leave the child's copy held for ever (the exit hook
+# takes it): reinitialise it there, as the standard library does its own locks.
+os.register_at_fork(after_in_child=lock._at_fork_reinit)  # type: ignore[attr-defined]
+_EXIT_SLACK_S: Final = 1.0
+"""What the exit hook may take beyond the bound (closing exporters, the last log lines) before it returns."""
 
 
 class Slot(Generic[_ProcessorT]):
@@ -251,8 +256,27 @@ def shutdown_worker_at_exit() -> None:
 
 
 def shutdown_at_exit() -> None:
-    """Flush and stop every exporter configure() installed, all within the exit bound."""
+    """Flush and stop every exporter configure() installed, all within the exit bound.
+
+    The work runs in a helper thread the exit waits for only as long as the bound (and a little): in a
+    forked child, something inherited from the parent (a gRPC connection's lock) could block for ever,
+    and the process must still exit.
+    """
     deadline = exit_deadline()
-    with lock:
-        held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
-    shutdown_within(held, deadline)
+
+    def shut() -> None:
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return
+        try:
+            held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
+        finally:
+            lock.release()
+        shutdown_within(held, deadline)
+
+    try:
+        helper = threading.Thread(target=shut, name="otel_runtime-exit", daemon=True)
+        helper.start()
+    except RuntimeError:  # no new threads at this point of the interpreter's exit: do it here
+        shut()
+        return
+    helper.join(max(0.0, deadline - time.monotonic()) + _EXIT_SLACK_S)
