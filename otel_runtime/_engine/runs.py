@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.exception_signal import record_exception
 from otel_runtime._engine.prints import capture_prints
 from otel_runtime._engine.run_features import RunFeatures, needs_control, unwrap_method
 from otel_runtime._engine.run_states import (
@@ -34,7 +35,7 @@ from otel_runtime._engine.run_states import (
 )
 from otel_runtime._engine.states import State
 
-__all__ = ["RunScope", "Runnable", "exception_text"]
+__all__ = ["RunScope", "Runnable", "exception_message"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,14 +82,12 @@ def _positional_names(signature: inspect.Signature) -> tuple[str, ...] | None:
     return None
 
 
-def exception_text(exc: BaseException) -> str:
-    """``"<ExcType>: <message>"``, even when the exception's ``__str__`` is broken."""
+def exception_message(exc: BaseException) -> str:
+    """``str(exc)``, even when the exception's ``__str__`` is broken."""
     try:
-        message = str(exc)
+        return str(exc)
     except Exception:
-        message = "<exception str() failed>"
-    name = type(exc).__name__
-    return f"{name}: {message}" if message else name
+        return "<exception str() failed>"
 
 
 def _qualified_name(kind: type[BaseException]) -> str:
@@ -99,7 +98,7 @@ def _qualified_name(kind: type[BaseException]) -> str:
 
 def _record_exception(span: Span, exc: BaseException) -> None:
     try:
-        span.record_exception(exc)
+        record_exception(span, exc)  # a span event, or a log record (OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN)
     except Exception:
         span.add_event("exception", {"exception.type": _qualified_name(type(exc))})
 
@@ -148,9 +147,12 @@ class RunScope:
         self.span.set_attribute(ERROR_TYPE, _qualified_name(type(exc)))
         if isinstance(exc, Exception):
             _record_exception(self.span, exc)
-            self.span.set_status(Status(StatusCode.ERROR, exception_text(exc)))
+            # The semantic conventions: the description is the message alone; the type is in error.type.
+            self.span.set_status(Status(StatusCode.ERROR, exception_message(exc) or None))
         else:
-            self.span.set_status(Status(StatusCode.ERROR, f"Cancelled: {exception_text(exc)}"))
+            message = exception_message(exc)
+            cancelled = f"Cancelled: {message}" if message else "Cancelled"
+            self.span.set_status(Status(StatusCode.ERROR, cancelled))
         try:
             on_failure(self, exc)  # the final state and the end hooks
         except Exception:
