@@ -6,7 +6,7 @@ opt-in ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``:
 - unset (the default, unchanged): an ``exception`` span event on the run's span;
 - ``logs``: a log record instead, in the context of the run's span (so it carries its trace and span
   ids), severity ``ERROR``, event name ``exception``, the message as body and ``exception.type``,
-  ``exception.message`` and ``exception.stacktrace`` as the SDK fills them in from the exception;
+  ``exception.message`` and ``exception.stacktrace`` (bounded, as on the span event: ``exception_text``);
 - ``logs/dup``: both.
 
 The variable is read at each exception (not on the path of a run that succeeds). The log record goes to
@@ -23,6 +23,7 @@ from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.environ import live_reader
+from otel_runtime._core.exception_text import exception_attributes_of, exception_message
 from otel_runtime._core.scope import SCHEMA_URL, SCOPE_NAME, scope_version
 
 __all__ = ["exception_signals", "record_exception"]
@@ -58,18 +59,15 @@ def _logger() -> _logs.Logger:
 def record_exception(span: Span, exc: BaseException) -> None:
     """Record ``exc`` on ``span`` as an event, as a log record in its context, or both (see above)."""
     as_event, as_log = exception_signals()
+    attributes = exception_attributes_of(exc)  # bounded texts, in place of the SDK's unbounded ones
     if as_event:
-        span.record_exception(exc)
+        span.record_exception(exc, attributes=attributes)
     if as_log:
-        try:
-            message = str(exc)
-        except Exception:
-            message = "<exception str() failed>"
         _logger().emit(
             context=trace.set_span_in_context(span),
             severity_number=SeverityNumber.ERROR,
             severity_text="ERROR",
-            body=message or type(exc).__qualname__,
+            body=exception_message(exc) or type(exc).__qualname__,
+            attributes=attributes,
             event_name=_keys.EXCEPTION_EVENT,
-            exception=exc,
         )

@@ -11,19 +11,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core.exception_signal import record_exception as record_signal
+from otel_runtime._core.exception_text import exception_message
 from otel_runtime._engine.run_kinds import RunKind
 from otel_runtime._engine.run_states import Control, close_state, on_failure
 from otel_runtime._engine.states import State
 
 __all__ = ["RunScope", "exception_message", "qualified_name", "record_exception"]
-
-
-def exception_message(exc: BaseException) -> str:
-    """``str(exc)``, even when the exception's ``__str__`` is broken."""
-    try:
-        return str(exc)
-    except Exception:
-        return "<exception str() failed>"
 
 
 def qualified_name(kind: type[BaseException]) -> str:
@@ -35,8 +28,8 @@ def qualified_name(kind: type[BaseException]) -> str:
 
 def record_exception(span: Span, exc: BaseException) -> None:
     """An ``exception`` event on ``span`` or a log record in its context, or both, as
-    ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`` says (``exception_signal``); an event with the type alone
-    when the exception cannot be described."""
+    ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`` says (``exception_signal``), its texts bounded; an event
+    with the type alone when the exception cannot be described."""
     try:
         record_signal(span, exc)
     except Exception:

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_runtime._base.guard import internal_logger
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+from otel_runtime._sdk.batch_split import SplittingLogExporter, SplittingSpanExporter
 from otel_runtime._sdk.counting_exporter import CountingExporter, CountingLogExporter, CountingSpanExporter
 from otel_runtime._sdk.forks import after_fork_in_child
 from otel_runtime._sdk.sdk_logs import Attributed, current_pipeline
@@ -192,7 +193,8 @@ class MonitoredSpanProcessor(MonitoredProcessor[ReadableSpan], SpanProcessor):
         **batch_options: Any,
     ) -> None:
         counting = exporter if isinstance(exporter, CountingSpanExporter) else CountingSpanExporter(exporter)
-        self.batch = BatchSpanProcessor(counting, **batch_options)
+        # Batches go out in parts under the collector's size limit (batch_split), each part counted.
+        self.batch = BatchSpanProcessor(SplittingSpanExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_end, counting, shutdown_timeout_millis)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -216,7 +218,7 @@ class MonitoredLogProcessor(MonitoredProcessor[ReadWriteLogRecord], LogRecordPro
         **batch_options: Any,
     ) -> None:
         counting = exporter if isinstance(exporter, CountingLogExporter) else CountingLogExporter(exporter)
-        self.batch = BatchLogRecordProcessor(counting, **batch_options)
+        self.batch = BatchLogRecordProcessor(SplittingLogExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_emit, counting, shutdown_timeout_millis)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
