@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._engine.caching import TaskCache, answer, begin, finish
 from otel_runtime._engine.prints import capture_prints
 from otel_runtime._engine.run_features import RunFeatures, needs_control, unwrap_method
 from otel_runtime._engine.run_states import (
@@ -169,6 +170,7 @@ class Runnable(RunFeatures, Generic[P, R]):
     """A decorated function whose every call is a run: a span, a run context, retries."""
 
     _state_keys: tuple[str, str] = (_keys.TASK_RUN_STATE_TYPE, _keys.TASK_RUN_STATE_NAME)
+    _cache: TaskCache | None = None  # a task's cache options (``caching``); flows have none
 
     def __init__(
         self,
@@ -287,6 +289,11 @@ class Runnable(RunFeatures, Generic[P, R]):
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:
+            cache, key = self._cache, None
+            if cache is not None:
+                key, hit = begin(cache, scope)
+                if hit is not None:
+                    return cast(R, answer(scope, hit))
             attempt = 1
             while True:
                 scope.record.run_count = attempt
@@ -300,6 +307,8 @@ class Runnable(RunFeatures, Generic[P, R]):
                 else:
                     if settles or isinstance(result, State):
                         result = self._settle(scope, result)
+                    if cache is not None:
+                        finish(cache, scope, key, result)
                     return result
                 if delay:
                     time.sleep(delay)
@@ -327,6 +336,11 @@ class Runnable(RunFeatures, Generic[P, R]):
         token = otel_context.attach(scope.context)
         ended: BaseException | None = None
         try:
+            cache, key = self._cache, None
+            if cache is not None:
+                key, hit = begin(cache, scope)
+                if hit is not None:
+                    return answer(scope, hit)
             attempt = 1
             while True:
                 scope.record.run_count = attempt
@@ -340,6 +354,8 @@ class Runnable(RunFeatures, Generic[P, R]):
                 else:
                     if settles or isinstance(result, State):
                         result = self._settle(scope, result)
+                    if cache is not None:
+                        finish(cache, scope, key, result)
                     return result
                 if delay:
                     import asyncio  # only async runs that retry need it; `import otel_runtime` stays light
