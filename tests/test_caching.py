@@ -412,3 +412,46 @@ def test_with_options_changes_the_cache_options() -> None:
     square(9), square(9), uncached(9), uncached(9)
     assert calls == [9, 9, 9]
     assert square.cache_policy is INPUTS and uncached.cache_policy is NO_CACHE
+
+
+RACE = """
+import os, sys
+from otel_runtime import task
+from otel_runtime.cache_policies import INPUTS
+
+@task(cache_policy=INPUTS)
+def big(x: int) -> bytes:
+    return bytes([int(sys.argv[1])]) * 3_000_000
+
+for _ in range(5):
+    value = big(1)
+    assert len(value) == 3_000_000 and value.count(value[:1]) == len(value), "a torn value"
+print(value[0])
+"""
+
+
+def test_processes_racing_on_one_key_each_get_a_whole_value(tmp_path: Path) -> None:
+    """Four scripts started together cache one key in one directory: each returns a whole value (its
+    own or one another stored), none fails, and the file left is whole."""
+    script = tmp_path / "race.py"
+    script.write_text(RACE, encoding="utf-8")
+    env = {**os.environ, "OTEL_SDK_DISABLED": "true", "OTEL_RUNTIME_CACHE_DIR": str(tmp_path / "c")}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(n)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        )
+        for n in range(1, 5)
+    ]
+    outputs = [racer.communicate(timeout=120)[0].strip() for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0, 0, 0]
+    assert set(outputs) <= {"1", "2", "3", "4"}
+    (stored,) = list((tmp_path / "c").iterdir())
+    result_store.memory.clear()
+
+    @task(cache_policy=INPUTS.configure(key_storage=tmp_path / "c"))
+    def big(x: int) -> bytes:
+        raise AssertionError("not run: the value is cached")
+
+    value = big(1)
+    assert len(value) == 3_000_000 and value.count(value[:1]) == len(value)
+    assert stored.name.endswith(".pkl")

@@ -106,9 +106,11 @@ class TaskCache:
             if self.refresh:
                 attributes[_keys.CACHE_REFRESH] = True
             span.set_attributes(attributes)
-            if self.refresh:
-                return None
-            record = result_store.lookup(cache_directory(self.policy), key, in_memory=self.in_memory)
+            record = (
+                None
+                if self.refresh  # run whatever is stored, then store anew
+                else result_store.lookup(cache_directory(self.policy), key, in_memory=self.in_memory)
+            )
         except Exception:
             warn_once("cache-lookup", "otel_runtime could not look a task run up in the cache", exc_info=True)
             return None
