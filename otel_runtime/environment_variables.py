@@ -21,6 +21,7 @@ __all__ = [
     "OTEL_RUNTIME_RUN_METRICS",
     "OTEL_RUNTIME_TELEMETRY_FILE",
     "OTEL_RUNTIME_UI_URL",
+    "PREFECT_RUNTIME_OVERRIDE_PREFIX",
 ]
 
 OTEL_RUNTIME_DEPLOYMENT_NAME: Final = "OTEL_RUNTIME_DEPLOYMENT_NAME"
@@ -67,6 +68,13 @@ OTEL_RUNTIME_OVERRIDE_PREFIX: Final = "OTEL_RUNTIME__"
 
 Example: ``OTEL_RUNTIME__DEPLOYMENT__NAME=nightly`` makes ``runtime.deployment.name`` return ``"nightly"``.
 Read on every access, so a test may set it at any time.
+"""
+
+PREFECT_RUNTIME_OVERRIDE_PREFIX: Final = "PREFECT__RUNTIME__"
+"""Prefect's spelling of the accessor overrides, ``PREFECT__RUNTIME__<MODULE>__<ATTR>``, accepted as an alias.
+
+Ported test suites set these. When both spellings are set for one attribute,
+``OTEL_RUNTIME__<MODULE>__<ATTR>`` wins. Example: ``PREFECT__RUNTIME__FLOW_RUN__NAME=nightly-run``.
 """
 
 OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS: Final = "OTEL_RUNTIME_BAGGAGE_ALLOWED_KEYS"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 
 import pytest
@@ -365,6 +366,33 @@ def test_flow_run_name_from_a_callable_and_generated_names_otherwise() -> None:
     assert seen[0] == "custom-name"
     adjective, _, animal = str(seen[1]).partition("-")
     assert adjective.isalpha() and animal.isalpha()
+
+
+def test_a_failing_run_name_template_warns_once_for_flows_and_tasks_alike(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flow_run_name or task_run_name template that fails (a missing key) gives the run a generated
+    name and one warning per flow or task naming the option, however many runs."""
+
+    @task(task_run_name="load-{missing}")
+    def badly_named_task() -> str | None:
+        return runtime.task_run.name
+
+    @flow(flow_run_name="nightly-{missing}")
+    def badly_named_flow() -> tuple[str | None, str | None]:
+        return runtime.flow_run.name, badly_named_task()
+
+    with caplog.at_level(logging.WARNING, logger="otel_runtime"):
+        flow_name, task_name = badly_named_flow()
+        badly_named_flow()
+    adjective, _, animal = str(flow_name).partition("-")
+    assert adjective.isalpha() and animal.isalpha()
+    assert str(task_name).startswith("badly_named_task-")
+    warnings = [record.getMessage() for record in caplog.records if record.name == "otel_runtime"]
+    assert warnings == [
+        "flow_run_name of flow 'badly_named_flow' failed; using a generated name",
+        "task_run_name of task 'badly_named_task' failed; using a generated name",
+    ]
 
 
 def test_generator_task_restores_context_between_items_and_ends_its_span(spans: CapturedSpans) -> None:

@@ -139,6 +139,25 @@ def test_states_and_futures_through_dask_workers_and_a_dead_worker(tmp_path: Pat
     assert missing_worker_lines(run_script("workers.py", tmp_path, "dask", env=no_retries)) == []
 
 
+def test_runtime_overrides_in_prefects_spelling_as_in_the_runtime_context_docs(tmp_path: Path) -> None:
+    """``PREFECT__RUNTIME__<MODULE>__<ATTR>`` mocks a runtime value cast to its type (an unknown key is
+    the raw string); ``OTEL_RUNTIME__...`` wins when both spellings are set."""
+    out = run_script(
+        "runtime_overrides.py",
+        tmp_path,
+        env={
+            "PREFECT__RUNTIME__TASK_RUN__FAKE_KEY": "foo",
+            "PREFECT__RUNTIME__FLOW_RUN__NAME": "mocked-run",
+            "PREFECT__RUNTIME__FLOW_RUN__RUN_COUNT": "2",
+            "PREFECT__RUNTIME__FLOW_RUN__SCHEDULED_START_TIME": "2024-05-01T12:30:00",
+            "PREFECT__RUNTIME__DEPLOYMENT__NAME": "prefect-spelling",
+            "OTEL_RUNTIME__DEPLOYMENT__NAME": "our-spelling",
+        },
+    )
+    assert "fake_key: foo\n" in out
+    assert "my_flow: ('mocked-run', 2, 2024, True, 'our-spelling')\n" in out
+
+
 def test_task_caching_as_in_the_caching_docs_and_across_two_processes(tmp_path: Path) -> None:
     """``persist_result=True`` (``DEFAULT``) caches within a flow run; ``INPUTS``, ``INPUTS - "debug"``,
     ``TASK_SOURCE``, ``FLOW_PARAMETERS``, a ``cache_key_fn`` and ``task_input_hash`` cache across runs

@@ -231,6 +231,37 @@ class TestOverrides:
         overridden()
         assert seen["name"] == "forced"
 
+    def test_prefects_spelling_is_an_alias_cast_like_ours(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """PREFECT__RUNTIME__<MODULE>__<ATTR> (what ported test suites set) overrides like ours: cast to
+        the real value's type, unknown attributes answer with the raw string, lists refuse."""
+        monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__RUN_COUNT", "3")
+        monkeypatch.setenv("PREFECT__RUNTIME__TASK_RUN__FAKE_KEY", "foo")
+        monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__TAGS", "a,b")
+        seen = {}
+
+        @flow
+        def mocked() -> None:
+            seen["run_count"] = runtime.flow_run.run_count
+
+        mocked()
+        assert seen["run_count"] == 3
+        assert runtime.task_run.fake_key == "foo"  # type: ignore[attr-defined]
+        with pytest.raises(ValueError, match="cannot be mocked"):
+            _ = runtime.flow_run.tags
+
+    def test_our_spelling_wins_when_both_are_set(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With OTEL_RUNTIME__... and PREFECT__RUNTIME__... both set, ours answers; unset, Prefect's does."""
+        monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__NAME", "from-prefect")
+        monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__OWNER", "prefect-team")
+        monkeypatch.setenv("OTEL_RUNTIME__DEPLOYMENT__NAME", "ours")
+        monkeypatch.setenv("OTEL_RUNTIME__FLOW_RUN__OWNER", "our-team")
+        assert runtime.deployment.name == "ours"
+        assert runtime.flow_run.owner == "our-team"  # type: ignore[attr-defined]
+        monkeypatch.delenv("OTEL_RUNTIME__DEPLOYMENT__NAME")
+        monkeypatch.delenv("OTEL_RUNTIME__FLOW_RUN__OWNER")
+        assert runtime.deployment.name == "from-prefect"
+        assert runtime.flow_run.owner == "prefect-team"  # type: ignore[attr-defined]
+
     def test_bool_cast_is_true_only_for_true(self) -> None:
         """The bool rule: 'true' in any case is True, everything else False."""
         lazy = importlib.import_module("otel_runtime.runtime._lazy")

@@ -27,8 +27,11 @@ def parse_bool(raw: str | None, *, default: bool) -> bool:
     return default
 
 
-def live_reader(name: str) -> Callable[[], str | None]:
+def live_reader(name: str, *fallbacks: str) -> Callable[[], str | None]:
     """Return a function that reads ``name`` from ``os.environ`` each call, at the cost of a dict lookup.
+
+    When ``name`` is unset, each of ``fallbacks`` is read in turn (an alias, such as Prefect's spelling
+    of the same variable): the first one set answers.
 
     ``os.environ.get`` raises and catches two ``KeyError`` for a missing name (about 0.7 µs), which is
     too slow for an accessor. ``os.environ`` keeps its values in ``_data``, keyed by the encoded name and
@@ -37,12 +40,40 @@ def live_reader(name: str) -> Callable[[], str | None]:
     environ = os.environ
     data = getattr(environ, "_data", None)
     if not isinstance(data, dict):  # pragma: no cover - a Python without the mapping behind os.environ
-        return lambda: environ.get(name)
+        names = (name, *fallbacks)
+        return lambda: next((environ[each] for each in names if each in environ), None)
     key = environ.encodekey(name)
     decode = environ.decodevalue
+    if not fallbacks:
 
-    def read() -> str | None:
+        def read() -> str | None:
+            value = data.get(key)
+            return None if value is None else str(decode(value))
+
+        return read
+    if len(fallbacks) == 1:  # the usual case (an accessor and its Prefect spelling): no loop
+        alias = environ.encodekey(fallbacks[0])
+
+        def read_or_alias() -> str | None:
+            value = data.get(key)
+            if value is None:
+                value = data.get(alias)
+                if value is None:
+                    return None
+            return str(decode(value))
+
+        return read_or_alias
+    alias_keys = tuple(environ.encodekey(each) for each in fallbacks)
+
+    def read_with_aliases() -> str | None:
         value = data.get(key)
-        return None if value is None else str(decode(value))
+        if value is None:
+            for alias_key in alias_keys:
+                value = data.get(alias_key)
+                if value is not None:
+                    break
+            else:
+                return None
+        return str(decode(value))
 
-    return read
+    return read_with_aliases

@@ -37,9 +37,19 @@ from otel_runtime._engine.states import State, StateType, is_state_iterable
 from otel_runtime.environment_variables import OTEL_RUNTIME_CACHE_DIR
 
 if TYPE_CHECKING:
-    from otel_runtime._engine.runs import RunScope
+    from otel_runtime._engine.run_scope import RunScope
 
-__all__ = ["DEFAULT_CACHE_DIR", "TaskCache", "answer", "begin", "cache_directory", "finish", "task_cache"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "TaskCache",
+    "answer",
+    "begin",
+    "cache_directory",
+    "call_cached",
+    "call_cached_async",
+    "finish",
+    "task_cache",
+]
 
 DEFAULT_CACHE_DIR: Final = os.path.join(".otel_runtime", "cache")
 _directory: list[str] = []  # the environment's directory, read at the first cached run
@@ -205,6 +215,44 @@ def finish(cache: TaskCache, scope: RunScope, key: str | None, result: Any) -> N
         return
     run: Any = scope.record
     cache.store(scope.span, key, result, run.id)
+
+
+# ``call_cached`` and ``call_cached_async`` are one run written twice (the async one awaits): the run's
+# frame stays ``Runnable._run_sync`` / ``_run_async``'s, which hand a caching task's run over here.
+def call_cached(
+    owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
+) -> Any:
+    """A caching task's run, its context attached: answered from the cache, or run (with its retries),
+    settled, and its value stored."""
+    cache: TaskCache = owner._cache
+    key, hit = begin(cache, scope)
+    if hit is not None:
+        return answer(scope, hit)
+    retry = owner._retry
+    result = owner.fn(*args, **kwargs) if retry is None else retry.call(scope, owner.fn, args, kwargs)
+    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+        result = owner._settle(scope, result)
+    finish(cache, scope, key, result)
+    return result
+
+
+async def call_cached_async(
+    owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
+) -> Any:
+    """:func:`call_cached` for an async task."""
+    cache: TaskCache = owner._cache
+    key, hit = begin(cache, scope)
+    if hit is not None:
+        return answer(scope, hit)
+    retry = owner._retry
+    if retry is None:
+        result = await owner.fn(*args, **kwargs)
+    else:
+        result = await retry.call_async(scope, owner.fn, args, kwargs)
+    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+        result = owner._settle(scope, result)
+    finish(cache, scope, key, result)
+    return result
 
 
 def task_cache(

@@ -61,10 +61,13 @@ class CountingExporter(Generic[ItemT, ResultT]):
             return self.results.failure
         error: BaseException | None = None
         with Attributed(self.health):
+            self.health.export_started()
             try:
                 result: ResultT | None = self.exporter.export(batch)
             except Exception as caught:  # an exporter must not break the batch processor's thread
                 result, error = None, caught
+            finally:
+                self.health.export_returned()
         if result == self.results.success:
             self.health.succeeded(count)
             return self.results.success

@@ -40,6 +40,10 @@ class ExportHealth:
         self.last_reason: str | None = None
         self._outage_since: float | None = None
         self._dropped_at_outage = 0
+        self.exporting_since: float | None = None
+        """When the export in flight started (``time.monotonic()``); ``None`` between exports."""
+        self.last_export_s = 0.0
+        """How long the last export that returned took, in seconds."""
         after_fork_in_child(self._reset_in_child)
 
     def __repr__(self) -> str:
@@ -53,11 +57,31 @@ class ExportHealth:
         """Whether exports are failing now (since the last warning, without a success after it)."""
         return self._outage_since is not None
 
+    def slower_than(self, seconds: float) -> bool:
+        """Whether the collector takes longer than ``seconds`` to answer: the export in flight has been
+        waiting that long, or the last one took that long. A black hole and a slow collector look alike
+        until the answer comes; either way, whoever waits for it would wait that long."""
+        since = self.exporting_since
+        if since is not None and time.monotonic() - since > seconds:
+            return True
+        return self.last_export_s > seconds
+
+    def export_started(self) -> None:
+        """An export call begins."""
+        self.exporting_since = time.monotonic()
+
+    def export_returned(self) -> None:
+        """The export call returned (whatever its result)."""
+        since, self.exporting_since = self.exporting_since, None
+        if since is not None:
+            self.last_export_s = time.monotonic() - since
+
     def _reset_in_child(self) -> None:
         # The parent's queue is cleared in a forked child (the SDK does it), so are its counts.
         self._lock = threading.Lock()
         self.ended = self.exported = self.dropped = self.outages = self._dropped_at_outage = 0
-        self._outage_since = self.last_reason = None
+        self._outage_since = self.last_reason = self.exporting_since = None
+        self.last_export_s = 0.0
         self.finished = self.closing = False
 
     def start_closing(self) -> bool:

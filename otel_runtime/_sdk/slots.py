@@ -9,7 +9,10 @@ even when the endpoint is down.
 from __future__ import annotations
 
 import atexit
+import os
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
@@ -26,7 +29,17 @@ from otel_runtime._sdk.monitored_processor import (
 )
 from otel_runtime._sdk.shutdown import exit_deadline, shutdown_within
 
-__all__ = ["LOGGER_SLOTS", "TRACER_SLOTS", "LogSlot", "ProviderSlots", "Slot", "SpanSlot", "install", "lock"]
+__all__ = [
+    "LOGGER_SLOTS",
+    "TRACER_SLOTS",
+    "LogSlot",
+    "ProviderSlots",
+    "Slot",
+    "SpanSlot",
+    "install",
+    "lock",
+    "shutdown_at_exit",
+]
 
 _ProcessorT = TypeVar("_ProcessorT", bound=MonitoredProcessor[Any])
 _ProviderT = TypeVar("_ProviderT", TracerProvider, LoggerProvider)
@@ -163,12 +176,58 @@ def install(
         tracer_provider, replaced_spans = TRACER_SLOTS.fill(resource, span_processors)
         logger_provider, replaced_logs = LOGGER_SLOTS.fill(resource, log_processors)
     # The last configure() decides the order: our exit hook runs before the providers' own (LIFO).
-    atexit.unregister(_shutdown_at_exit)
-    atexit.register(_shutdown_at_exit)
+    atexit.unregister(shutdown_at_exit)
+    atexit.register(shutdown_at_exit)
+    _hook_worker_exit()
     return tracer_provider, logger_provider, [*replaced_spans, *replaced_logs]
 
 
-def _shutdown_at_exit() -> None:
+_WORKER_EXIT_PATIENCE_MILLIS: Final = 1_000
+"""At a worker's exit, a collector that has not answered an export for this long is given up on."""
+_worker_hooked: int | None = None
+
+
+def _hook_worker_exit() -> None:
+    """In a ``multiprocessing`` child (a process-pool worker), export at its exit too.
+
+    Such a process ends with ``os._exit()``: ``atexit`` hooks do not run there, ``multiprocessing``
+    finalizers do. The pool's ``shutdown()`` (at the end of a flow) waits for the worker to exit, so the
+    exit does not wait for a collector that has stalled (see :func:`shutdown_worker_at_exit`).
+    """
+    global _worker_hooked  # noqa: PLW0603 - once per process
+    multiprocessing = sys.modules.get("multiprocessing")  # never imported here: loaded by the pool
+    if multiprocessing is None or _worker_hooked == os.getpid() or multiprocessing.parent_process() is None:
+        return
+    _worker_hooked = os.getpid()
+    from multiprocessing import util
+
+    util.Finalize(None, shutdown_worker_at_exit, exitpriority=100)
+
+
+def shutdown_worker_at_exit() -> None:
+    """A worker's exit: flush each pipeline unless its collector stalls, then stop them all, in bound."""
+    deadline = exit_deadline()
+    with lock:
+        held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
+    flushed: list[MonitoredProcessor[Any]] = []
+
+    def flush(processor: MonitoredProcessor[Any]) -> None:
+        remaining = int(max(0.0, deadline - time.monotonic()) * 1000)
+        if processor.force_flush(remaining, patience_millis=_WORKER_EXIT_PATIENCE_MILLIS):
+            flushed.append(processor)
+
+    flushes = [threading.Thread(target=flush, args=(processor,), daemon=True) for processor in held]
+    for thread in flushes:  # spans and logs at once: the pool's shutdown waits for the slower one only
+        thread.start()
+    for thread in flushes:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for processor in held:
+        if processor not in flushed:
+            processor.shutdown(timeout_millis=0)  # stalled: what is left is counted dropped
+    shutdown_within(flushed, deadline)
+
+
+def shutdown_at_exit() -> None:
     """Flush and stop every exporter configure() installed, all within the exit bound."""
     deadline = exit_deadline()
     with lock:

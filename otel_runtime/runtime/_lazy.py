@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -10,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from otel_runtime._base.environ import live_reader, parse_bool
-from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX
+from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX, PREFECT_RUNTIME_OVERRIDE_PREFIX
 
 __all__ = ["cast_override", "lazy_module"]
 
@@ -75,20 +74,30 @@ class _Computed:
         return value if raw is None else cast_override(self.qualified_name, raw, value)
 
 
+def _override_reader(prefixes: tuple[str, ...], name: str) -> Callable[[], str | None]:
+    """Reads the override of attribute ``name``: the first prefix's variable, else the next's."""
+    first, *aliases = (prefix + name.upper() for prefix in prefixes)
+    return live_reader(first, *aliases)
+
+
 def lazy_module(
     module_name: str, getters: Mapping[str, Callable[[], Any]]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of an accessor module with these attribute getters.
 
-    An attribute is overridden by ``OTEL_RUNTIME__<MODULE>__<ATTR>``; an unknown attribute with an
-    override set returns the raw string, any other raises ``AttributeError``. Called while the module
+    An attribute is overridden by ``OTEL_RUNTIME__<MODULE>__<ATTR>``, or by Prefect's spelling
+    ``PREFECT__RUNTIME__<MODULE>__<ATTR>`` when ours is unset; an unknown attribute with an override set
+    returns the raw string, any other raises ``AttributeError``. Called while the module
     ``module_name`` is being imported, it also gives that module a class on which each attribute is
     a :class:`_Computed` descriptor: the fast path for every known attribute.
     """
     short_name = module_name.rsplit(".", 1)[-1]
-    prefix = f"{OTEL_RUNTIME_OVERRIDE_PREFIX}{short_name.upper()}__"
+    prefixes = tuple(
+        f"{prefix}{short_name.upper()}__"
+        for prefix in (OTEL_RUNTIME_OVERRIDE_PREFIX, PREFECT_RUNTIME_OVERRIDE_PREFIX)
+    )
     table = {
-        name: _Computed(getter, f"{short_name}.{name}", live_reader(prefix + name.upper()))
+        name: _Computed(getter, f"{short_name}.{name}", _override_reader(prefixes, name))
         for name, getter in getters.items()
     }
     names = sorted(getters)
@@ -99,7 +108,7 @@ def lazy_module(
     def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook
         entry = table.get(name)
         if entry is None:
-            raw_unknown = None if name.startswith("__") else os.environ.get(prefix + name.upper())
+            raw_unknown = None if name.startswith("__") else _override_reader(prefixes, name)()
             if raw_unknown is None:
                 raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
             return raw_unknown
