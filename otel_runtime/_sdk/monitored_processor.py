@@ -76,6 +76,7 @@ class MonitoredProcessor(Generic[ItemT]):
         self._enqueue = enqueue
         self._flush_lock = threading.Lock()
         self._flushing: _Flush | None = None
+        self._queue_lock = threading.Lock()
         after_fork_in_child(self._reset_in_child)
         # The SDK keeps its queue in a private bounded deque; peeking at its length is how an item that
         # finds the queue full (the SDK then drops the oldest) is counted at once, not only at shutdown.
@@ -86,20 +87,27 @@ class MonitoredProcessor(Generic[ItemT]):
         # A flush thread of the parent does not exist in a forked child.
         self._flush_lock = threading.Lock()
         self._flushing = None
+        self._queue_lock = threading.Lock()
 
     def queue(self, item: ItemT) -> None:
-        """Count ``item`` and hand it to the batch processor (not after shutdown)."""
+        """Count ``item`` and hand it to the batch processor (not after shutdown).
+
+        An item that finds the queue full is dropped and counted here; it never reaches the SDK, which
+        would drop the oldest item instead and log a warning per item. Only one item is queued at a time
+        (the export thread only takes items out), so the queue never overflows behind the count's back.
+        """
         if not self.health.accept():
             return
         limit = self._queue_limit
-        if limit is not None:
+        if limit is None:
+            self._enqueue(item)
+            return
+        with self._queue_lock:
             queue = getattr(self._core, "_queue", None)  # replaced after a fork: look it up each time
-            if queue is not None and len(queue) >= limit:
-                self.health.lost(1, "the export queue is full: the exporter cannot keep up")
-                with Attributed(self.health):  # the SDK logs a warning for it: this pipeline's business
-                    self._enqueue(item)
+            if queue is None or len(queue) < limit:
+                self._enqueue(item)
                 return
-        self._enqueue(item)
+        self.health.overflowed()
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued within ``timeout_millis`` (default ``shutdown_timeout_millis``); count and
