@@ -76,9 +76,9 @@ def allowed():
     upstream = fails_and_passes_data.submit()
     blocked = task_d.submit(wait_for=[upstream])
     tolerant = task_d.submit(wait_for=[allow_failure(upstream)])
-    cleaned = cleanup(allow_failure(upstream))
-    blocked.wait(), tolerant.wait()  # .state does not wait: read the final states
-    return cleaned, blocked.state.name, tolerant.state.name
+    blocked.wait()  # a future's state is Pending until its run ends: read them once they have
+    tolerant.wait()
+    return cleanup(allow_failure(upstream)), blocked.state.name, tolerant.state.name
 
 
 @task
