@@ -9,6 +9,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.exception_text import exception_attributes_of, exception_summary
 from otel_runtime._engine.run_kinds import RunKind
 from otel_runtime._engine.run_states import Control, close_state, on_failure
 from otel_runtime._engine.states import State
@@ -17,13 +18,8 @@ __all__ = ["RunScope", "exception_text", "qualified_name", "record_exception"]
 
 
 def exception_text(exc: BaseException) -> str:
-    """``"<ExcType>: <message>"``, even when the exception's ``__str__`` is broken."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception str() failed>"
-    name = type(exc).__name__
-    return f"{name}: {message}" if message else name
+    """``"<ExcType>: <message>"``, the message bounded, even when the exception's ``__str__`` is broken."""
+    return exception_summary(exc)
 
 
 def qualified_name(kind: type[BaseException]) -> str:
@@ -34,9 +30,9 @@ def qualified_name(kind: type[BaseException]) -> str:
 
 
 def record_exception(span: Span, exc: BaseException) -> None:
-    """An ``exception`` event on ``span``; its type alone when the exception cannot be described."""
+    """An ``exception`` event on ``span``, its texts bounded; its type alone when it cannot be described."""
     try:
-        span.record_exception(exc)
+        span.record_exception(exc, attributes=exception_attributes_of(exc))
     except Exception:
         span.add_event("exception", {"exception.type": qualified_name(type(exc))})
 

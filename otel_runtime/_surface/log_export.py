@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-import traceback
 from collections.abc import Mapping, Set
 from time import time_ns
 from typing import Any, Final
@@ -43,6 +42,7 @@ from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.util.types import AnyValue
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.exception_text import bounded_stacktrace, exception_attributes_of
 from otel_runtime._engine.run_fields import run_fields
 
 __all__ = ["OTelLogHandler", "is_otel_handler"]
@@ -157,7 +157,7 @@ def translate(record: logging.LogRecord) -> LogRecord:
     if exception:
         attributes.update(exception)
     elif isinstance(rendered, str):
-        attributes[exception_attributes.EXCEPTION_STACKTRACE] = rendered
+        attributes[exception_attributes.EXCEPTION_STACKTRACE] = bounded_stacktrace(rendered)
 
     levelno = record.levelno
     return LogRecord(
@@ -204,15 +204,8 @@ def _exception_attributes(exc_info: object) -> dict[str, AnyValue]:
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or len(exc_info) != 3 or not isinstance(exc_info[1], BaseException):
         return {}
-    _, error, tb = exc_info
-    kind = type(error)
-    # As the SDK names it on span events: the qualified class name, builtins unqualified.
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        exception_attributes.EXCEPTION_TYPE: name,
-        exception_attributes.EXCEPTION_MESSAGE: str(error),
-        exception_attributes.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(kind, error, tb)),
-    }
+    # As on span events: the qualified class name; the message and traceback bounded (exception_text).
+    return dict(exception_attributes_of(exc_info[1]))
 
 
 OTelLogHandler.__module__ = "otel_runtime.logging"
