@@ -88,4 +88,7 @@ class RunScope:
             self.span.set_attribute(self.kind.run_count_key, self.record.run_count)
         if self.state is not None or exc is not None or self.control is not None:
             close_state(self, exc)  # only a run that did not end plainly ``Completed``
-        self.span.end()
+        try:  # a span processor that raises in on_end must not change what the run returns or raises
+            self.span.end()
+        except Exception:
+            warn_once("run-end", "otel_runtime could not end a run's span: a processor raised", exc_info=True)
