@@ -9,17 +9,13 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_runtime._base.guard import warn_once
-from otel_runtime._core.exception_text import exception_attributes_of, exception_summary
+from otel_runtime._core.exception_signal import record_exception as record_signal
+from otel_runtime._core.exception_text import exception_message
 from otel_runtime._engine.run_kinds import RunKind
 from otel_runtime._engine.run_states import Control, close_state, on_failure
 from otel_runtime._engine.states import State
 
-__all__ = ["RunScope", "exception_text", "qualified_name", "record_exception"]
-
-
-def exception_text(exc: BaseException) -> str:
-    """``"<ExcType>: <message>"``, the message bounded, even when the exception's ``__str__`` is broken."""
-    return exception_summary(exc)
+__all__ = ["RunScope", "exception_message", "qualified_name", "record_exception"]
 
 
 def qualified_name(kind: type[BaseException]) -> str:
@@ -30,9 +26,11 @@ def qualified_name(kind: type[BaseException]) -> str:
 
 
 def record_exception(span: Span, exc: BaseException) -> None:
-    """An ``exception`` event on ``span``, its texts bounded; its type alone when it cannot be described."""
+    """An ``exception`` event on ``span`` or a log record in its context, or both, as
+    ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`` says (``exception_signal``), its texts bounded; an event
+    with the type alone when the exception cannot be described."""
     try:
-        span.record_exception(exc, attributes=exception_attributes_of(exc))
+        record_signal(span, exc)
     except Exception:
         span.add_event("exception", {"exception.type": qualified_name(type(exc))})
 
@@ -74,9 +72,13 @@ class RunScope:
         self.span.set_attribute(ERROR_TYPE, qualified_name(type(exc)))
         if isinstance(exc, Exception):
             record_exception(self.span, exc)
-            self.span.set_status(Status(StatusCode.ERROR, exception_text(exc)))
+            # The semantic conventions: the description is the message alone; the type is in error.type.
+            self.span.set_status(Status(StatusCode.ERROR, exception_message(exc) or None))
         else:
-            self.span.set_status(Status(StatusCode.ERROR, f"Cancelled: {exception_text(exc)}"))
+            message = exception_message(exc)
+            self.span.set_status(
+                Status(StatusCode.ERROR, f"Cancelled: {message}" if message else "Cancelled")
+            )
         try:
             on_failure(self, exc)  # the final state and the end hooks
         except Exception:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import StatusCode
 
 from otel_runtime._base import keys as _keys
@@ -37,6 +38,16 @@ _RED: Final = "\033[31m"
 _YELLOW: Final = "\033[33m"
 _DIM: Final = "\033[2m"
 _RESET: Final = "\033[0m"
+
+
+def _with_error_type(message: str, error_type: object) -> str:
+    """``"ValueError: boom"``: the span status holds the message alone, ``error.type`` the type."""
+    if not isinstance(error_type, str) or not error_type or message.startswith(_CANCELLED_PREFIX):
+        return message
+    short = error_type.rsplit(".", 1)[-1]
+    if message.startswith(f"{short}:") or message == short:
+        return message  # written before the status held the message alone
+    return f"{short}: {message}" if message else short
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,13 +138,16 @@ class RunInfo:
         version = attributes.get(_keys.DEPLOYMENT_VERSION)
         if deployment is not None and version is not None:
             deployment = f"{deployment} v{version}"
+        message = (
+            "" if status == "COMPLETED" else _with_error_type(status_message, attributes.get(ERROR_TYPE))
+        )
         return cls(
             kind=_keys.RUN_TYPE_FLOW if is_flow else _keys.RUN_TYPE_TASK,
             name=str(name),
             run_name=str(attributes.get(_keys.FLOW_RUN_NAME if is_flow else _keys.TASK_RUN_NAME, "")),
             run_id=str(attributes.get(_keys.FLOW_RUN_ID if is_flow else _keys.TASK_RUN_ID, "")),
             status=status,
-            message=status_message if status != "COMPLETED" else "",
+            message=message,
             duration_ns=duration_ns,
             attempts=max(int(run_count) if isinstance(run_count, int) else 1, retry_events + 1),
             deployment=None if deployment is None else str(deployment),
