@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, set_span_in_context
+from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._core import names as _names
@@ -160,7 +160,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             entries[_keys.DEPLOYMENT_ID] = deployment.id
             if deployment.name is not None:
                 entries[_keys.DEPLOYMENT_NAME] = deployment.name
-        context = with_flow_run(set_span_in_context(span, parent), run_context, entries)
+        context = with_flow_run(parent, span, run_context, entries)
         return _FlowScope(run_context, context)
 
 

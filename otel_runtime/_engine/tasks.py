@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, set_span_in_context
+from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._core import names as _names
@@ -127,7 +127,7 @@ class Task(Runnable[P, R], Generic[P, R]):
         run_context = TaskRunContext(
             task_run=record, task=self, parameters=record.parameters, span=span, log_prints=log_prints
         )
-        context = with_task_run(set_span_in_context(span, parent), run_context, record.id)
+        context = with_task_run(parent, span, run_context, record.id)
         return RunScope(span, context, record, TASK)
 
     def run_submitted(self, args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str) -> Any:
