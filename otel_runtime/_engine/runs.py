@@ -12,6 +12,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._engine.caching import TaskCache, call_cached, call_cached_async
 from otel_runtime._engine.generator_runs import run_async_generator, run_generator
 from otel_runtime._engine.opening import Described, open_run
 from otel_runtime._engine.prints import capture_prints
@@ -38,6 +39,8 @@ class Runnable(RunFeatures, Generic[P, R]):
 
     kind: ClassVar[RunKind] = TASK
     _timeout_error: ClassVar[type[RunTimeoutError]] = TaskRunTimeoutError
+    _cache: TaskCache | None = None
+    """A task's cache options (``caching``); ``None`` for flows and for tasks that do not cache."""
 
     def __init__(
         self,
@@ -170,6 +173,8 @@ class Runnable(RunFeatures, Generic[P, R]):
         ended: BaseException | None = None
         try:
             scope.record.run_count = 1
+            if self._cache is not None:  # a caching task: its key, lookup, attempts and store
+                return cast(R, call_cached(self, scope, args, kwargs, control))
             retry = self._retry
             result: R = (
                 self.fn(*args, **kwargs) if retry is None else retry.call(scope, self.fn, args, kwargs)
@@ -201,6 +206,8 @@ class Runnable(RunFeatures, Generic[P, R]):
         ended: BaseException | None = None
         try:
             scope.record.run_count = 1
+            if self._cache is not None:  # a caching task: its key, lookup, attempts and store
+                return await call_cached_async(self, scope, args, kwargs, control)
             retry = self._retry
             if retry is None:
                 result = await function(*args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -12,11 +13,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
+from otel_runtime._base.guard import warn_once
 from otel_runtime._core import names as _names
 from otel_runtime._core.deployments import deployment_attributes, remote_deployment, run_tags
 from otel_runtime._core.identity import inbound, with_task_run
 from otel_runtime._core.models import TaskRun, new_run_id
 from otel_runtime._engine.annotations import unmapped
+from otel_runtime._engine.cache_policies import CacheKeyFn, CachePolicy
+from otel_runtime._engine.caching import task_cache
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
 from otel_runtime._engine.resolution import BlockedBy
@@ -60,6 +64,12 @@ class Task(Runnable[P, R], Generic[P, R]):
         on_completion: Hooks = None,
         on_failure: Hooks = None,
         on_running: Hooks = None,
+        cache_policy: CachePolicy | None = None,
+        cache_key_fn: CacheKeyFn | None = None,
+        cache_expiration: timedelta | None = None,
+        refresh_cache: bool | None = None,
+        cache_result_in_memory: bool = True,
+        persist_result: bool | None = None,
     ) -> None:
         super().__init__(
             fn,
@@ -76,6 +86,22 @@ class Task(Runnable[P, R], Generic[P, R]):
         )
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
+        # Prefect's cache options, kept as given (``with_options`` reads them); ``_cache`` is what runs use.
+        self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
+        self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
+        self.cache_result_in_memory, self.persist_result = cache_result_in_memory, persist_result
+        self._cache = task_cache(
+            self.name,
+            cache_policy=cache_policy,
+            cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration,
+            refresh_cache=refresh_cache,
+            cache_result_in_memory=cache_result_in_memory,
+            persist_result=persist_result,
+        )
+        if self._cache is not None and self._shape not in (Shape.SYNC, Shape.ASYNC):
+            warn_once(f"cache-generator:{self.name}", f"task {self.name!r} is a generator: it is not cached")
+            self._cache = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by reference, as ``module.qualname``, so a worker process resolves the same task."""
@@ -252,6 +278,12 @@ def task(
     on_completion: Hooks = None,
     on_failure: Hooks = None,
     on_running: Hooks = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: timedelta | None = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    persist_result: bool | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     __fn: Callable[P, R] | None = None,
@@ -270,6 +302,12 @@ def task(
     on_completion: Hooks = None,
     on_failure: Hooks = None,
     on_running: Hooks = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: timedelta | None = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    persist_result: bool | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: each call is a task run, traced as the span ``task <name>``.
 
@@ -294,6 +332,12 @@ def task(
             on_completion=on_completion,
             on_failure=on_failure,
             on_running=on_running,
+            cache_policy=cache_policy,
+            cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration,
+            refresh_cache=refresh_cache,
+            cache_result_in_memory=cache_result_in_memory,
+            persist_result=persist_result,
         )
 
     return decorate if __fn is None else decorate(__fn)
