@@ -30,8 +30,10 @@ def dropped() -> Dropped:
     """Spans and log records that this process's monitored pipelines dropped so far.
 
     Counted: every item in a batch whose export failed (after the exporter's own retries), every item
-    that found the export queue full or arrived after shutdown, and, at shutdown, every item that was
-    not exported within the bound. A fork starts the child at zero.
+    the collector rejected in an OTLP partial success or did not confirm (a 200 reply that is not OTLP),
+    every item that found the export queue full or ended after shutdown (or after the exit hook), and,
+    at shutdown, every item that was not exported within the bound (corrected if its export succeeds
+    after all). A fork starts the child at zero.
     """
     with _totals_lock:
         return Dropped(spans=_totals["traces"], logs=_totals["logs"])

@@ -12,7 +12,8 @@ wrapper of the exporter, so that:
   (:func:`~otel_runtime.dropped`), never silently;
 - an outage is reported by **one** warning on the ``otel_runtime`` logger when it starts (the OTLP
   exporters' own per-retry messages are logged at ``DEBUG`` meanwhile) and one ``INFO`` line when export
-  recovers;
+  recovers; an overload (items end faster than they are exported) by one warning per episode and one
+  line with its count;
 - shutdown finishes within ``shutdown_timeout_millis`` even when the collector is down or slow (retries
   are cut short; what is left is counted), and ends with one warning line if anything was dropped.
 
