@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from otel_runtime._engine.retry_checks import check_retries, check_retry_delays
+
 if TYPE_CHECKING:
     from otel_runtime._engine.run_scope import RunScope
 
@@ -79,6 +81,6 @@ class RetryPolicy:
 
 def retry_policy(retries: int, retry_delay_seconds: float | Sequence[float]) -> RetryPolicy | None:
     """The policy of a flow or task, or ``None`` when it never retries (checked at decoration)."""
-    if retries < 0:
-        raise ValueError(f"retries must be 0 or more, got {retries}")
+    check_retries(retries)  # retry_checks: told at decoration, by the setting's name
+    check_retry_delays(retry_delay_seconds)
     return RetryPolicy(retries, retry_delay_seconds) if retries else None
