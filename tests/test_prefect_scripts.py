@@ -156,3 +156,152 @@ def test_runtime_overrides_in_prefects_spelling_as_in_the_runtime_context_docs(t
     )
     assert "fake_key: foo\n" in out
     assert "my_flow: ('mocked-run', 2, 2024, True, 'our-spelling')\n" in out
+
+
+def test_timeouts_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> None:
+    """``timeout_seconds`` stops a sync flow on the main thread mid-``time.sleep``, a called task and an
+    async task, raising ``TimeoutError`` in the caller with Prefect's ``TimedOut`` state and messages;
+    a timed-out attempt is retried; a submitted task's blocking call ends first, then it times out."""
+    out = run_script("timeouts.py", tmp_path)
+    assert "I will execute" in out
+    assert "I will not execute" not in out
+    assert "show_timeouts raised: FlowRunTimeoutError: Scope timed out after 0.5 second(s).\n" in out
+    assert "show_timeouts state: FAILED TimedOut Flow run exceeded timeout of 0.5 second(s)\n" in out
+    assert "Flow run exceeded timeout of 0.5 second(s)" in out.split("show_timeouts raised")[0]  # logged
+    assert "slow_task raised: TaskRunTimeoutError: Scope timed out after 0.3 second(s).\n" in out
+    assert "slow_task state: FAILED TimedOut Task run exceeded timeout of 0.3 second(s)\n" in out
+    assert "retried: done on attempt 2\n" in out
+    assert "submitted state: TimedOut Task run exceeded timeout of 0.2 second(s)\n" in out
+    assert "flow finished\n" in out
+    assert "slow_async_task raised: TaskRunTimeoutError\n" in out
+    assert "took under 5 s: True\n" in out
+
+
+def test_retry_options_as_in_the_retries_docs(tmp_path: Path) -> None:
+    """``retry_condition_fn`` decides from the failed state (retry a 500, not a 404 or a connection
+    error); a condition that raises is logged and stops the retries; ``exponential_backoff`` gives
+    Prefect's delays, jittered by ``retry_jitter_factor``; a list of delays is used in order; each
+    retry logs Prefect's line."""
+    out = run_script("retry_options.py", tmp_path)
+    assert "exponential_backoff(10)(3): [10, 20, 40]\n" in out
+    assert "status 500 ok on attempt 3\n" in out
+    for name in ("404", "connect", "guarded", "melancholic"):
+        assert f"{name}: FAILED Failed\n" in out
+    assert "An error was encountered while running `retry_condition_fn` check 'broken_handler'" in out
+    assert (
+        "Task run failed with exception: HTTPStatusError('HTTP 500') - Retry 1/2 will start immediately"
+        in out
+    )
+    assert "Retry 4/4 will start 0.08 second(s) from now" in out
+    assert "backed off\n" in out
+    assert "backoff took under 2 s: True\n" in out
+    expected = [
+        ("backoff", 4),
+        ("connect", 1),
+        ("guarded", 1),
+        ("melancholic", 5),
+        ("status 404", 1),
+        ("status 500", 3),
+    ]
+    assert f"attempts: {expected}\n" in out
+    assert "delays kept: [0.05, 0.1, 0.2]\n" in out
+
+
+def test_task_caching_as_in_the_caching_docs_and_across_two_processes(tmp_path: Path) -> None:
+    """``persist_result=True`` (``DEFAULT``) caches within a flow run; ``INPUTS``, ``INPUTS - "debug"``,
+    ``TASK_SOURCE``, ``FLOW_PARAMETERS``, a ``cache_key_fn`` and ``task_input_hash`` cache across runs
+    and processes; expired values and ``refresh_cache`` run again; unhashable inputs, ``NO_CACHE`` and
+    unpicklable values run every time without failing; a hit is ``Cached(type=COMPLETED)``."""
+    first = run_script("caching.py", tmp_path, "first")
+    counts = {line: first.count(line + "\n") for line in set(first.splitlines()) if line.endswith(" ran")}
+    assert counts == {
+        "add_one(1) ran": 1,
+        "add_one(2) ran": 1,
+        "my_cached_task(1) ran": 1,
+        "my_subset_task(2, debug=True) ran": 1,
+        "my_stateful_task ran": 1,
+        "cached_task ran": 1,
+        "hello_task(Marvin) ran": 1,
+        "expired_task(3) ran": 2,
+        "refreshed_task(4) ran": 2,
+        "with_lock(5) ran": 2,
+        "without_lock(6) ran": 1,
+        "never_cached(7) ran": 2,
+        "unpicklable(8) ran": 2,
+        "by_flow_parameters ran": 2,  # once for day=mon, once for day=tue
+    }
+    assert "my_flow last: COMPLETED Cached 2 Cached(type=COMPLETED)\n" in first
+    assert "submitted: Cached 43\n" in first
+    assert "shared key: 43\n" in first  # my_subset_task(1) did not run: INPUTS alone is shared
+    second = run_script("caching.py", tmp_path, "second")
+    ran_again = sorted(line for line in second.splitlines() if line.endswith(" ran"))
+    assert ran_again == sorted(
+        [
+            "add_one(1) ran",  # DEFAULT includes the flow run id: a new flow run, a new key
+            "add_one(2) ran",
+            *["expired_task(3) ran"] * 2,
+            *["refreshed_task(4) ran"] * 2,
+            *["with_lock(5) ran"] * 2,
+            *["never_cached(7) ran"] * 2,
+            *["unpicklable(8) ran"] * 2,
+        ]
+    )
+    assert "second phase done\n" in second
+
+
+def test_run_names_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> None:
+    """Name functions read ``runtime.flow_run`` / ``runtime.task_run`` (parameters, flow and task
+    names) of the run they name; a task's name function may take ``parameters``; templates format the
+    parameters; a failing template or a non-string name gives a generated name, with a warning."""
+    out = run_script("run_names.py", tmp_path)
+    assert "flow run name: my_flow-with-marvin-and-100\n" in out
+    assert "task run name: my_flow-my-example-task-with-marvin-and-100\n" in out
+    assert "parameters name: sum-of-1-and-2\n" in out
+    assert "template: hello-marvin-on-Monday\n" in out
+    assert "bad template starts generated: True\n" in out
+    assert "not a string starts generated: True\n" in out
+
+
+def test_parameter_validation_as_in_the_pass_inputs_docs(tmp_path: Path) -> None:
+    """Flow inputs are validated against the type hints with pydantic: ``"3"`` arrives as ``3`` (in
+    ``runtime.flow_run.parameters`` too), ``name=1`` for a ``str`` raises ``ParameterTypeError`` before
+    the function runs, ``validate_parameters=False`` turns it off, pydantic models are validated."""
+    out = run_script("parameter_validation.py", tmp_path)
+    assert "Hello, Marvin!\n" in out
+    assert "my_workflow(name=1) raised ParameterTypeError: Flow run received invalid parameters:\n" in out
+    assert " - name: Input should be a valid string\n" in out
+    assert "Validation of flow parameters failed with error: Flow run received invalid parameters:" in out
+    assert "Hello, 1!\n" in out
+    assert "coerced: (3, 'int', 3)\n" in out
+    assert "model: Model(a=1, b='fine')\n" in out
+    assert "state: FAILED Failed\n" in out
+    assert "message starts: Validation of flow parameters failed with error: ParameterTypeError:" in out
+    assert "ran: 1\n" in out
+
+
+def test_without_pydantic_parameters_pass_as_given_with_one_warning(tmp_path: Path) -> None:
+    """Without pydantic (the ``validation`` extra), a flow's parameters are not validated or coerced:
+    the run goes ahead with them as given, and one warning says how to turn validation on."""
+    script = tmp_path / "no_pydantic.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['pydantic'] = None  # as if it were not installed\n"
+        "from otel_runtime import flow\n"
+        "@flow\n"
+        "def count_to(limit: int):\n"
+        "    return type(limit).__name__\n"
+        "print('types:', count_to('3'), count_to('4'))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "types: str str\n" in completed.stdout
+    warning = "pydantic is not installed: its parameters are not validated or coerced"
+    assert (completed.stdout + completed.stderr).count(warning) == 1
