@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.run_fields import logger_fields
+from otel_runtime._engine.run_logger import run_logger
 from otel_runtime._engine.states import State, StateType
 
 if TYPE_CHECKING:
@@ -176,9 +176,7 @@ def _qualified(kind: type[BaseException]) -> str:
 
 def _logger() -> Any:
     try:
-        import structlog
-
-        return structlog.get_logger(_keys.RUN_LOGGER_NAME).bind(**logger_fields())
+        return run_logger()
     except Exception:
         return None
 
