@@ -4,7 +4,9 @@ A run's identity is its span context plus a few bytes of W3C baggage (``flow_run
 ``deployment.name``, ...). :func:`inject` writes them into a carrier (a dict of headers), and on the
 other side :func:`attach` makes them current, so the runtime accessors, the structlog processor and
 new spans all see the remote run. They use the globally configured OpenTelemetry propagators (W3C
-trace context and baggage by default; ``OTEL_PROPAGATORS`` chooses others).
+trace context and baggage by default; ``OTEL_PROPAGATORS`` chooses others, B3 or Jaeger say), with
+one exception: baggage always goes through :class:`BaggagePropagator`, so it is percent-encoded as the
+W3C spec says (a space is ``%20``) even where the SDK's own baggage propagator is the global one.
 
 >>> from otel_runtime import flow, runtime, propagation
 >>> @flow
@@ -36,16 +38,14 @@ from contextlib import contextmanager
 from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from opentelemetry import propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current, get_value, set_value
 from opentelemetry.context import attach as _attach
 from opentelemetry.context import detach as _detach
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._core.baggage_policy import BaggagePolicy, get_policy, set_policy
-from otel_runtime._core.baggage_propagator import BaggagePropagator
+from otel_runtime._core.baggage_propagator import BaggagePropagator, spec_textmap, swapped
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.trace_join import env_name, is_header_text, read_env_carrier, untrusted
 
@@ -85,7 +85,7 @@ def inject(carrier: MutableMapping[str, str] | None = None, context: Context | N
     ``baggage``. Pass it as HTTP headers or any string map. A given ``carrier`` is filled in place.
     """
     target: MutableMapping[str, str] = {} if carrier is None else carrier
-    propagate.inject(target, context=context)
+    spec_textmap().inject(target, context=context)
     return dict(target)
 
 
@@ -116,7 +116,7 @@ def extract(carrier: Carrier, context: Context | None = None) -> Context:
     without a ``traceparent`` leaves the span as it was; bad values are ignored, never raised.
     """
     base = _outside_local_runs(get_current()) if context is None else context
-    return propagate.extract(_as_mapping(carrier), context=base)
+    return spec_textmap().extract(_as_mapping(carrier), context=base)
 
 
 @contextmanager
@@ -134,7 +134,7 @@ def attach(carrier: Carrier, *, trust: bool = True) -> Iterator[Context]:
     if trust:
         context = extract(carrier)
     else:
-        caller = trace.get_current_span(propagate.extract(_as_mapping(carrier), context=Context()))
+        caller = trace.get_current_span(spec_textmap().extract(_as_mapping(carrier), context=Context()))
         context = untrusted(_outside_local_runs(get_current()), caller.get_span_context())
     token = _attach(context)
     try:
@@ -194,7 +194,7 @@ class _WithContext:
 
 
 def _from_carrier(fn: Callable[..., Any], carrier: dict[str, str]) -> _WithContext:
-    return _WithContext(fn, propagate.extract(carrier, context=Context()))
+    return _WithContext(fn, spec_textmap().extract(carrier, context=Context()))
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
@@ -228,17 +228,6 @@ def attach_env(environ: Mapping[str, str] | None = None) -> Iterator[Context]:
         yield context
 
 
-def _swapped(propagator: TextMapPropagator) -> TextMapPropagator:
-    if type(propagator) is W3CBaggagePropagator:
-        return BaggagePropagator()
-    members = getattr(propagator, "_propagators", None)
-    if isinstance(propagator, CompositePropagator) and isinstance(members, list):
-        swapped = [_swapped(member) for member in members]
-        if any(new is not old for new, old in zip(swapped, members, strict=True)):
-            return CompositePropagator(swapped)
-    return propagator
-
-
 def install_baggage_propagator() -> TextMapPropagator:
     """Replace the SDK's W3C baggage propagator in the global propagators with :class:`BaggagePropagator`.
 
@@ -247,7 +236,7 @@ def install_baggage_propagator() -> TextMapPropagator:
     Without code: ``OTEL_PROPAGATORS=tracecontext,otel_runtime_baggage``.
     """
     current = propagate.get_global_textmap()
-    replacement = _swapped(current)
+    replacement = swapped(current)
     if replacement is not current:
         propagate.set_global_textmap(replacement)
     return replacement

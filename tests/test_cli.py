@@ -419,7 +419,7 @@ def test_traces_last_and_flow_run_select_what_is_drawn(recorded: Recorded) -> No
     assert last.returncode == 0
     assert parents_drawn(last.stdout)[broken_id] is None
     assert "etl-flow" not in last.stdout
-    assert "(the last 1 of 2 runs" in last.stdout
+    assert "(the last 1 run of 2 traces" in last.stdout
 
     child = cli("traces", "--flow-run", run_id(child_span)[:8], cwd=recorded.folder)
     assert child.returncode == 0

@@ -240,7 +240,7 @@ def test_exporter_variables_choose_exporters_and_none_exports_nothing(
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("OTEL_TRACES_EXPORTER", "zipkin", "unknown traces exporter 'zipkin' (from OTEL_TRACES_EXPORTER)"),
+        ("OTEL_TRACES_EXPORTER", "statsd", "unknown traces exporter 'statsd' (from OTEL_TRACES_EXPORTER)"),
         ("OTEL_LOGS_EXPORTER", "otlp,bogus", "unknown logs exporter 'bogus' (from OTEL_LOGS_EXPORTER)"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "must be 'grpc' or 'http/protobuf', got 'http/json'"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "OTEL_EXPORTER_OTLP_TIMEOUT must be a positive number"),

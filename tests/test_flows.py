@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 
 import pytest
@@ -219,7 +220,7 @@ def test_failure_propagates_unchanged_and_marks_the_span_error(spans: CapturedSp
     assert raised.value is error
     span = spans.find("flow failing")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.status.description == "ValueError: bad input"
+    assert span.status.description == "bad input"
     assert span.attributes is not None and span.attributes[ERROR_TYPE] == "ValueError"
     assert [event.name for event in span.events] == ["exception"]
 
@@ -256,7 +257,7 @@ def test_retries_exhausted_fail_the_run_with_every_attempt_recorded(spans: Captu
         always_fails()
     span = spans.find("flow always_fails")
     assert [event.name for event in span.events] == ["exception", "retry", "exception"]
-    assert span.status.description == "RuntimeError: attempt 2"
+    assert span.status.description == "attempt 2"
 
 
 def test_keyboard_interrupt_ends_the_span_as_cancelled_and_is_reraised(spans: CapturedSpans) -> None:
@@ -365,6 +366,33 @@ def test_flow_run_name_from_a_callable_and_generated_names_otherwise() -> None:
     assert seen[0] == "custom-name"
     adjective, _, animal = str(seen[1]).partition("-")
     assert adjective.isalpha() and animal.isalpha()
+
+
+def test_a_failing_run_name_template_warns_once_for_flows_and_tasks_alike(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flow_run_name or task_run_name template that fails (a missing key) gives the run a generated
+    name and one warning per flow or task naming the option, however many runs."""
+
+    @task(task_run_name="load-{missing}")
+    def badly_named_task() -> str | None:
+        return runtime.task_run.name
+
+    @flow(flow_run_name="nightly-{missing}")
+    def badly_named_flow() -> tuple[str | None, str | None]:
+        return runtime.flow_run.name, badly_named_task()
+
+    with caplog.at_level(logging.WARNING, logger="otel_runtime"):
+        flow_name, task_name = badly_named_flow()
+        badly_named_flow()
+    adjective, _, animal = str(flow_name).partition("-")
+    assert adjective.isalpha() and animal.isalpha()
+    assert str(task_name).startswith("badly_named_task-")
+    warnings = [record.getMessage() for record in caplog.records if record.name == "otel_runtime"]
+    assert warnings == [
+        "flow_run_name of flow 'badly_named_flow' failed; using a generated name",
+        "task_run_name of task 'badly_named_task' failed; using a generated name",
+    ]
 
 
 def test_generator_task_restores_context_between_items_and_ends_its_span(spans: CapturedSpans) -> None:

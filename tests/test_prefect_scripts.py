@@ -215,3 +215,45 @@ def test_the_run_logger_is_exported_with_trace_ids_by_configure(tmp_path: Path) 
     assert logs[3]["attributes"]["task_name"] == "log-example-task"
     assert logs[4]["attributes"]["table"] == "events"
     assert logs[5]["attributes"]["exception.type"] == "KeyError"
+
+
+def test_task_caching_as_in_the_caching_docs_and_across_two_processes(tmp_path: Path) -> None:
+    """``persist_result=True`` (``DEFAULT``) caches within a flow run; ``INPUTS``, ``INPUTS - "debug"``,
+    ``TASK_SOURCE``, ``FLOW_PARAMETERS``, a ``cache_key_fn`` and ``task_input_hash`` cache across runs
+    and processes; expired values and ``refresh_cache`` run again; unhashable inputs, ``NO_CACHE`` and
+    unpicklable values run every time without failing; a hit is ``Cached(type=COMPLETED)``."""
+    first = run_script("caching.py", tmp_path, "first")
+    counts = {line: first.count(line + "\n") for line in set(first.splitlines()) if line.endswith(" ran")}
+    assert counts == {
+        "add_one(1) ran": 1,
+        "add_one(2) ran": 1,
+        "my_cached_task(1) ran": 1,
+        "my_subset_task(2, debug=True) ran": 1,
+        "my_stateful_task ran": 1,
+        "cached_task ran": 1,
+        "hello_task(Marvin) ran": 1,
+        "expired_task(3) ran": 2,
+        "refreshed_task(4) ran": 2,
+        "with_lock(5) ran": 2,
+        "without_lock(6) ran": 1,
+        "never_cached(7) ran": 2,
+        "unpicklable(8) ran": 2,
+        "by_flow_parameters ran": 2,  # once for day=mon, once for day=tue
+    }
+    assert "my_flow last: COMPLETED Cached 2 Cached(type=COMPLETED)\n" in first
+    assert "submitted: Cached 43\n" in first
+    assert "shared key: 43\n" in first  # my_subset_task(1) did not run: INPUTS alone is shared
+    second = run_script("caching.py", tmp_path, "second")
+    ran_again = sorted(line for line in second.splitlines() if line.endswith(" ran"))
+    assert ran_again == sorted(
+        [
+            "add_one(1) ran",  # DEFAULT includes the flow run id: a new flow run, a new key
+            "add_one(2) ran",
+            *["expired_task(3) ran"] * 2,
+            *["refreshed_task(4) ran"] * 2,
+            *["with_lock(5) ran"] * 2,
+            *["never_cached(7) ran"] * 2,
+            *["unpicklable(8) ran"] * 2,
+        ]
+    )
+    assert "second phase done\n" in second

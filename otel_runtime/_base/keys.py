@@ -23,6 +23,7 @@ __all__ = [
     "DEPLOYMENT_ID",
     "DEPLOYMENT_NAME",
     "DEPLOYMENT_VERSION",
+    "EXCEPTION_EVENT",
     "FLOW_NAME",
     "FLOW_RUN_ID",
     "FLOW_RUN_NAME",
@@ -66,6 +67,7 @@ __all__ = [
     "METRIC_RUNS_ACTIVE",
     "METRIC_RUNS_FINISHED",
     "METRIC_RUN_DURATION",
+    "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN",
     "PROCESS_PID",
     "PROMETHEUS_METRICS",
     "PROMETHEUS_RUNS_ACTIVE",
@@ -296,3 +298,10 @@ PROMETHEUS_RUNS_ACTIVE: Final = "otel_runtime_run_active"
 PROMETHEUS_RUN_DURATION: Final = "otel_runtime_run_duration_seconds"
 PROMETHEUS_RUNS_FINISHED: Final = "otel_runtime_run_finished_total"
 PROMETHEUS_METRICS: Final = (PROMETHEUS_RUNS_ACTIVE, PROMETHEUS_RUN_DURATION, PROMETHEUS_RUNS_FINISHED)
+
+# Semantic conventions: exceptions as log records (the conventions are moving them off span events).
+OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN: Final = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"
+"""The standard opt-in: ``logs`` records a run's exceptions as log records instead of span events,
+``logs/dup`` as both; unset (or anything else), as span events only."""
+EXCEPTION_EVENT: Final = "exception"
+"""The event name of an exception log record, as of the span event the conventions name."""

@@ -80,8 +80,11 @@ def encode_baggage(entries: Mapping[str, object], policy: BaggagePolicy | None =
             continue
         added = len(member) + (1 if members else 0)
         if len(members) >= MAX_MEMBERS or size + added > MAX_HEADER_BYTES:
-            warn_once("baggage-header", f"baggage is over the W3C limits ({MAX_MEMBERS} entries, "
-                      f"{MAX_HEADER_BYTES} bytes); some entries were not sent")
+            warn_once(
+                "baggage-header",
+                f"baggage is over the W3C limits ({MAX_MEMBERS} entries, "
+                f"{MAX_HEADER_BYTES} bytes); some entries were not sent",
+            )
             continue
         members.append(member)
         size += added

@@ -3,18 +3,25 @@
 It is registered as the ``otel_runtime_baggage`` entry point of the ``opentelemetry_propagator``
 group, so ``OTEL_PROPAGATORS=tracecontext,otel_runtime_baggage`` selects it without any code. The
 encoding and the W3C limits are ``baggage_codec``'s; the outbound key policy is ``baggage_policy``'s.
+
+:func:`spec_textmap` is what otel_runtime's own functions (``propagation.inject`` / ``extract`` /
+``attach``, the environment carrier) propagate with: the global propagators (so ``OTEL_PROPAGATORS``
+still chooses B3, Jaeger, ...), with the SDK's ``W3CBaggagePropagator`` replaced by this one, whether
+or not ``configure()`` or ``install_baggage_propagator()`` ran.
 """
 
 from __future__ import annotations
 
-from opentelemetry import baggage
+from opentelemetry import baggage, propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context, get_current
 from opentelemetry.propagators import textmap
+from opentelemetry.propagators.composite import CompositePropagator
 
 from otel_runtime._core.baggage_codec import BAGGAGE_HEADER, decode_baggage, encode_baggage
 from otel_runtime._core.baggage_policy import BaggagePolicy
 
-__all__ = ["BaggagePropagator"]
+__all__ = ["BaggagePropagator", "spec_textmap", "swapped"]
 
 
 class BaggagePropagator(textmap.TextMapPropagator):
@@ -66,3 +73,30 @@ class BaggagePropagator(textmap.TextMapPropagator):
 
 
 BaggagePropagator.__module__ = "otel_runtime.propagation"
+
+
+def swapped(propagator: textmap.TextMapPropagator) -> textmap.TextMapPropagator:
+    """``propagator`` with every SDK ``W3CBaggagePropagator`` in it (in a composite too) replaced by a
+    :class:`BaggagePropagator`; ``propagator`` itself when it has none."""
+    if type(propagator) is W3CBaggagePropagator:
+        return BaggagePropagator()
+    # The composite keeps its members in a private list; there is no public way to read them.
+    members = getattr(propagator, "_propagators", None)
+    if isinstance(propagator, CompositePropagator) and isinstance(members, list):
+        replaced = [swapped(member) for member in members]
+        if any(new is not old for new, old in zip(replaced, members, strict=True)):
+            return CompositePropagator(replaced)
+    return propagator
+
+
+_spec: tuple[textmap.TextMapPropagator, textmap.TextMapPropagator] | None = None
+
+
+def spec_textmap() -> textmap.TextMapPropagator:
+    """The global propagators with spec-correct baggage; rebuilt only when the global ones change."""
+    global _spec  # noqa: PLW0603 - one cached pair, replaced whole
+    current = propagate.get_global_textmap()
+    cached = _spec
+    if cached is None or cached[0] is not current:
+        cached = _spec = (current, swapped(current))
+    return cached[1]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from opentelemetry import baggage
-from opentelemetry.context import Context, create_key, get_value, set_value
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context, create_key
 
 from otel_runtime._base import keys as _keys
 
@@ -37,6 +37,11 @@ MAX_NAME_LENGTH: Final = 256
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,127}")
 _ID_KEYS: Final = frozenset({_keys.DEPLOYMENT_ID, _keys.FLOW_RUN_ID, _keys.TASK_RUN_ID})
 _CACHE_SIZE: Final = 1024
+# The context keys under which OpenTelemetry keeps the current span and the baggage, learnt through
+# the public API (the one entry a set_* call puts on an empty context), so a run's context can be
+# built in one copy of its parent instead of one copy per entry.
+_SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
+_BAGGAGE_KEY: Final = next(iter(baggage.set_baggage("_", "_", Context())))
 # Whether a received value passed, per kind: a string that is a fine name may not pass as an id.
 _valid_ids: dict[str, bool] = {}
 _valid_names: dict[str, bool] = {}
@@ -68,19 +73,39 @@ def inbound(key: str, context: Context | None = None) -> str | None:
     return value if known else None
 
 
-def with_flow_run(context: Context, run_context: object, entries: dict[str, str]) -> Context:
-    """``context`` entered into a flow run: its run context, its baggage entries, no task run."""
-    context = set_value(FLOW_RUN_CONTEXT, run_context, context)
-    if get_value(TASK_RUN_CONTEXT, context) is not None:
-        context = set_value(TASK_RUN_CONTEXT, None, context)
-    if baggage.get_baggage(_keys.TASK_RUN_ID, context) is not None:
-        context = baggage.remove_baggage(_keys.TASK_RUN_ID, context)
-    for key, value in entries.items():
-        context = baggage.set_baggage(key, value, context)
-    return context
+def _baggage_of(context: Context) -> dict[str, object]:
+    """A copy of ``context``'s baggage entries (what ``baggage.set_baggage`` starts from)."""
+    entries = context.get(_BAGGAGE_KEY)
+    return entries.copy() if isinstance(entries, dict) else {}
 
 
-def with_task_run(context: Context, run_context: object, task_run_id: str) -> Context:
-    """``context`` entered into a task run: its run context and ``task_run.id`` in baggage."""
-    context = set_value(TASK_RUN_CONTEXT, run_context, context)
-    return baggage.set_baggage(_keys.TASK_RUN_ID, task_run_id, context)
+def with_flow_run(
+    context: Context, span: trace.Span, run_context: object, entries: dict[str, str]
+) -> Context:
+    """``context`` entered into a flow run: its span, its run context, its baggage entries, no task run.
+
+    The same context as ``set_span_in_context``, ``set_value`` and ``set_baggage`` / ``remove_baggage``
+    one after another would give, built in one copy.
+    """
+    entries_now = _baggage_of(context)
+    entries_now.pop(_keys.TASK_RUN_ID, None)
+    entries_now.update(entries)
+    values = context.copy()
+    values[_SPAN_KEY] = span
+    values[FLOW_RUN_CONTEXT] = run_context
+    if values.get(TASK_RUN_CONTEXT) is not None:
+        values[TASK_RUN_CONTEXT] = None
+    values[_BAGGAGE_KEY] = entries_now
+    return Context(values)
+
+
+def with_task_run(context: Context, span: trace.Span, run_context: object, task_run_id: str) -> Context:
+    """``context`` entered into a task run: its span, its run context and ``task_run.id`` in baggage
+    (built in one copy, as ``with_flow_run``)."""
+    entries_now = _baggage_of(context)
+    entries_now[_keys.TASK_RUN_ID] = task_run_id
+    values = context.copy()
+    values[_SPAN_KEY] = span
+    values[TASK_RUN_CONTEXT] = run_context
+    values[_BAGGAGE_KEY] = entries_now
+    return Context(values)

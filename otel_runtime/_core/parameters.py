@@ -19,15 +19,16 @@ __all__ = ["MAX_REPR_LENGTH", "REDACTED", "looks_secret", "parameter_attributes"
 
 MAX_REPR_LENGTH: Final = 256
 REDACTED: Final = "[REDACTED]"
+# ``api_key``, ``api-key`` (HTTP headers: ``X-Api-Key``), ``api.key``, ``api key`` and ``apikey`` alike.
 _SECRET = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api_?key|auth(orization)?|credentials?|private_?key|"
-    r"access_?key|session_?key|cookie|signature|dsn|pwd",
+    r"pass(word|wd|phrase)?|secret|token|api[-_. ]?key|auth(orization)?|credentials?|private[-_. ]?key|"
+    r"access[-_. ]?key|session[-_. ]?key|cookie|signature|dsn|pwd",
     re.IGNORECASE,
 )
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a parameter named ``name`` probably holds a secret (``password``, ``api_key``, ...)."""
+    """Whether a name looks like it holds a secret (``password``, ``api_key``, ``X-Api-Key``, ...)."""
     return _SECRET.search(name) is not None
 
 

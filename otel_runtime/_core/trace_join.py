@@ -24,6 +24,8 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, create_key, get_value, set_value
 from opentelemetry.trace import INVALID_SPAN, Link, SpanContext
 
+from otel_runtime._core.baggage_propagator import spec_textmap
+
 __all__ = ["UNTRUSTED_CALLER", "env_name", "is_header_text", "read_env_carrier", "root_parent", "untrusted"]
 
 UNTRUSTED_CALLER = create_key("otel_runtime.untrusted_caller")
@@ -94,4 +96,4 @@ def root_parent(context: Context) -> tuple[Context, list[Link] | None]:
     carrier = _environment()
     if not carrier or baggage.get_all(context):
         return context, None
-    return propagate.extract(carrier, context=context), None
+    return spec_textmap().extract(carrier, context=context), None

@@ -26,29 +26,43 @@ from opentelemetry.trace import Span, SpanContext, TraceFlags
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._engine.cache_keys import cache_key_digest
 from otel_runtime._engine.cache_policies import DEFAULT, CacheKeyFn, CachePolicy, _None
+from otel_runtime._engine.futures import TaskRunFuture
 from otel_runtime._engine.result_store import CacheRecord, result_store
-from otel_runtime._engine.states import State, StateType
+from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_states import settle_task
+from otel_runtime._engine.states import State, StateType, is_state_iterable
 from otel_runtime.environment_variables import OTEL_RUNTIME_CACHE_DIR
 
 if TYPE_CHECKING:
-    from otel_runtime._engine.run_context import TaskRunContext
+    from otel_runtime._engine.run_scope import RunScope
 
-__all__ = ["DEFAULT_CACHE_DIR", "TaskCache", "cache_directory", "task_cache"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "TaskCache",
+    "answer",
+    "begin",
+    "cache_directory",
+    "call_cached",
+    "call_cached_async",
+    "finish",
+    "task_cache",
+]
 
 DEFAULT_CACHE_DIR: Final = os.path.join(".otel_runtime", "cache")
 _directory: list[str] = []  # the environment's directory, read at the first cached run
 
 
 def cache_directory(policy: CachePolicy) -> str:
-    """Where ``policy``'s records are filed: its ``key_storage``, else ``OTEL_RUNTIME_CACHE_DIR``, else
-    ``.otel_runtime/cache`` in the working directory."""
+    """Where ``policy``'s records are filed (an absolute path): its ``key_storage``, else
+    ``OTEL_RUNTIME_CACHE_DIR``, else ``.otel_runtime/cache``; a relative one is in the working directory."""
     if policy.key_storage is not None:
-        return os.fspath(policy.key_storage)
+        return os.path.abspath(policy.key_storage)
     if not _directory:
         _directory.append(os.environ.get(OTEL_RUNTIME_CACHE_DIR) or DEFAULT_CACHE_DIR)
-    return _directory[0]
+    return os.path.abspath(_directory[0])  # the memory layer is by directory: a chdir moves it
 
 
 def _expiration(value: Any) -> float | None:
@@ -102,14 +116,21 @@ class TaskCache:
             if self.refresh:
                 attributes[_keys.CACHE_REFRESH] = True
             span.set_attributes(attributes)
-            if self.refresh:
-                return None
-            record = result_store.lookup(cache_directory(self.policy), key, in_memory=self.in_memory)
+            record = (
+                None
+                if self.refresh  # run whatever is stored, then store anew
+                else result_store.lookup(cache_directory(self.policy), key, in_memory=self.in_memory)
+            )
         except Exception:
             warn_once("cache-lookup", "otel_runtime could not look a task run up in the cache", exc_info=True)
             return None
-        if record is not None:
-            _mark_hit(span, record)
+        try:
+            if record is not None:
+                _mark_hit(span, record)
+            else:
+                span.set_attribute(_keys.CACHE_OUTCOME, _keys.CACHE_OUTCOME_MISS)  # "stored" once stored
+        except Exception:
+            warn_once("cache-mark", "otel_runtime could not mark a task run's cache lookup", exc_info=True)
         return record
 
     def store(self, span: Span, key: str, value: Any, task_run_id: str) -> None:
@@ -139,14 +160,6 @@ class TaskCache:
         except Exception:
             warn_once("cache-store", "otel_runtime could not store a task run's value", exc_info=True)
 
-    @staticmethod
-    def missed(span: Span) -> None:
-        """The run did not complete: nothing stored."""
-        try:
-            span.set_attribute(_keys.CACHE_OUTCOME, _keys.CACHE_OUTCOME_MISS)
-        except Exception:
-            warn_once("cache-store", "otel_runtime could not mark a task run's cache miss", exc_info=True)
-
 
 def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).isoformat()
@@ -167,9 +180,79 @@ def _mark_hit(span: Span, record: CacheRecord) -> None:
         span.add_link(origin, link)
 
 
-def cached_state(record: CacheRecord) -> State[Any]:
-    """The state of a run answered from the cache: ``Cached``, type ``COMPLETED``, holding the value."""
-    return State(StateType.COMPLETED, name=_keys.CACHE_STATE_NAME, data=record.value)
+def begin(cache: TaskCache, scope: RunScope) -> tuple[str | None, CacheRecord | None]:
+    """In a caching task's run, its context attached: the run's key and the record that answers it
+    (``None`` on a miss, or with no key)."""
+    task_context = scope.context.get(TASK_RUN_CONTEXT)
+    if not isinstance(task_context, TaskRunContext):
+        return None, None
+    flow_context = scope.context.get(FLOW_RUN_CONTEXT)
+    flow_parameters = dict(flow_context.parameters) if isinstance(flow_context, FlowRunContext) else {}
+    key = cache.key(task_context, dict(task_context.parameters), flow_parameters)
+    return key, cache.lookup(scope.span, key)
+
+
+def answer(scope: RunScope, record: CacheRecord) -> Any:
+    """End a run from the cache: state ``Cached`` (type ``COMPLETED``) holding the value, end hooks
+    run; returns the value."""
+    run: Any = scope.record
+    state: State[Any] = State(StateType.COMPLETED, name=_keys.CACHE_STATE_NAME, data=record.value)
+    state.state_details.task_run_id = run.id
+    state.state_details.flow_run_id = run.flow_run_id
+    scope.state = state
+    return settle_task(scope, record.value)
+
+
+def finish(cache: TaskCache, scope: RunScope, key: str | None, result: Any) -> None:
+    """The function ran and returned ``result`` (what the caller gets): store it under ``key`` if the
+    run completed with a plain value (not states or futures)."""
+    if key is None:
+        return
+    state = scope.state
+    if state is not None and state.type is not StateType.COMPLETED:
+        return
+    if isinstance(result, (State, TaskRunFuture)) or is_state_iterable(result):
+        return
+    run: Any = scope.record
+    cache.store(scope.span, key, result, run.id)
+
+
+# ``call_cached`` and ``call_cached_async`` are one run written twice (the async one awaits): the run's
+# frame stays ``Runnable._run_sync`` / ``_run_async``'s, which hand a caching task's run over here.
+def call_cached(
+    owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
+) -> Any:
+    """A caching task's run, its context attached: answered from the cache, or run (with its retries),
+    settled, and its value stored."""
+    cache: TaskCache = owner._cache
+    key, hit = begin(cache, scope)
+    if hit is not None:
+        return answer(scope, hit)
+    retry = owner._retry
+    result = owner.fn(*args, **kwargs) if retry is None else retry.call(scope, owner.fn, args, kwargs)
+    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+        result = owner._settle(scope, result)
+    finish(cache, scope, key, result)
+    return result
+
+
+async def call_cached_async(
+    owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
+) -> Any:
+    """:func:`call_cached` for an async task."""
+    cache: TaskCache = owner._cache
+    key, hit = begin(cache, scope)
+    if hit is not None:
+        return answer(scope, hit)
+    retry = owner._retry
+    if retry is None:
+        result = await owner.fn(*args, **kwargs)
+    else:
+        result = await retry.call_async(scope, owner.fn, args, kwargs)
+    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+        result = owner._settle(scope, result)
+    finish(cache, scope, key, result)
+    return result
 
 
 def task_cache(

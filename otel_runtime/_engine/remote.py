@@ -51,7 +51,11 @@ __all__ = [
 WorkerSetup = Callable[[], object]
 """Called once in each worker process to set up its telemetry; must pickle (a module-level function)."""
 
-_FLUSH_TIMEOUT_MILLIS: Final = 10_000
+# How long a worker waits, after a task run, for the collector to confirm its spans: a healthy one does
+# in milliseconds; one that takes longer (slow or black-holed) must not hold up the task runs, so the
+# flush gives up then, and at once for later runs while it stays that slow. What is left is exported by
+# the worker's exit hook (otel_runtime._sdk.slots), which also gives up on a collector that stalls.
+_FLUSH_TIMEOUT_MILLIS: Final = 250
 _CARRIER: Final = CompositePropagator(
     [TraceContextTextMapPropagator(), BaggagePropagator(policy=BaggagePolicy())]
 )

@@ -21,9 +21,10 @@ from otel_runtime._engine import made
 from otel_runtime._engine.hooks import HookLists
 from otel_runtime._engine.resolution import BlockedBy, has_upstreams, resolve_inputs, wait_for_upstreams
 from otel_runtime._engine.run_states import Control, block, final_state
+from otel_runtime._engine.shapes import Shape, positional_names
 
 if TYPE_CHECKING:
-    from otel_runtime._engine.runs import RunScope
+    from otel_runtime._engine.run_scope import RunScope
 
 __all__ = ["CONTROL_KEYWORDS", "RunFeatures", "has_upstream_arguments", "needs_control", "unwrap_method"]
 
@@ -80,9 +81,7 @@ class RunFeatures(HookLists):
         bound.__dict__.update(self.__dict__)
         bound.fn = functools.partial(self.fn, target)
         bound._signature = inspect.signature(bound.fn)
-        from otel_runtime._engine.runs import _positional_names
-
-        bound._positional_names = _positional_names(bound._signature)
+        bound._positional_names = positional_names(bound._signature)
         return bound
 
     def with_options(self, **options: Any) -> Any:
@@ -107,16 +106,14 @@ class RunFeatures(HookLists):
         wait_for = kwargs.pop("wait_for", None)
         control = Control(return_state)
         run_id = new_run_id()
-        from otel_runtime._engine.runs import _Shape
-
-        if self._shape is _Shape.ASYNC:
+        if self._shape is Shape.ASYNC:
             return self._call_controlled_async(args, kwargs, wait_for, control, run_id)
         try:
             args, kwargs = self._resolve(args, kwargs, wait_for, control)
         except BlockedBy as blocked:
             state = self._run_blocked(args, kwargs, run_id, blocked, control)
             return state if return_state else None
-        if self._shape is not _Shape.SYNC:
+        if self._shape is not Shape.SYNC:
             return cast(Any, self)(*args, **kwargs)  # generators: no state features
         try:
             result = self._run_sync(args, kwargs, run_id, control)  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ from otel_runtime._engine.futures import (
 )
 from otel_runtime._engine.hooks import run_hooks
 from otel_runtime._engine.resolution import BlockedBy, map_futures
+from otel_runtime._engine.run_kinds import TASK
 from otel_runtime._engine.states import (
     FAILURE_TYPES,
     Pending,
@@ -50,7 +51,7 @@ from otel_runtime._engine.states import (
 )
 
 if TYPE_CHECKING:
-    from otel_runtime._engine.runs import RunScope
+    from otel_runtime._engine.run_scope import RunScope
 
 __all__ = [
     "Control",
@@ -104,7 +105,7 @@ def handle_for(task_run_id: str) -> RunHandle | None:
 
 def _details(scope: RunScope) -> dict[str, str | None]:
     record: Any = scope.record
-    if scope.run_count_key == _keys.TASK_RUN_RUN_COUNT:
+    if scope.kind is TASK:
         return {"task_run_id": record.id, "flow_run_id": record.flow_run_id}
     return {"flow_run_id": record.id}
 
@@ -118,10 +119,6 @@ def _owned(state: State[Any], scope: RunScope) -> State[Any]:
 
 def _is_manual(state: State[Any]) -> bool:
     return state.state_details.task_run_id is None and state.state_details.flow_run_id is None
-
-
-def _kind(scope: RunScope) -> str:
-    return "Task" if scope.run_count_key == _keys.TASK_RUN_RUN_COUNT else "Flow"
 
 
 def on_start(scope: RunScope, running: bool = True) -> None:
@@ -252,7 +249,7 @@ def final_state(scope: RunScope, exc: BaseException | None) -> State[Any]:
         if exc is not None:
             details = _details(scope)
             scope.state = failed_state(
-                exc, _kind(scope), details.get("task_run_id"), details.get("flow_run_id")
+                exc, scope.kind.label, details.get("task_run_id"), details.get("flow_run_id")
             )
             scope.state_error = exc
         else:
@@ -274,7 +271,7 @@ def close_state(scope: RunScope, exc: BaseException | None) -> None:
     caller who asked for it."""
     span = scope.span
     state = scope.state
-    type_key, name_key = scope.state_keys
+    type_key, name_key = scope.kind.state_type_key, scope.kind.state_name_key
     try:
         if state is not None:
             span.set_attributes({type_key: state.type.value, name_key: state.name})

@@ -76,9 +76,13 @@ class ThreadPoolTaskRunner(TaskRunner):
         return executor.submit(contextvars.copy_context().run, task.run_submitted, args, kwargs, task_run_id)
 
     def shutdown(self, wait: bool = True) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
+        # A task run still running may submit another one while we wait: that starts a new pool, which
+        # is waited for in turn, until no task run is left to submit anything.
+        while True:
+            with self._lock:
+                executor, self._executor = self._executor, None
+            if executor is None:
+                return
             executor.shutdown(wait=wait, cancel_futures=not wait)
 
 

@@ -5,27 +5,30 @@ from __future__ import annotations
 import importlib
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from opentelemetry.context import get_current
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._base.settings import settings
+from otel_runtime._base.guard import warn_once
 from otel_runtime._core import names as _names
 from otel_runtime._core.deployments import deployment_attributes, remote_deployment, run_tags
-from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound, with_task_run
+from otel_runtime._core.identity import inbound, with_task_run
 from otel_runtime._core.models import TaskRun, new_run_id
-from otel_runtime._core.parameters import parameter_attributes
-from otel_runtime._core.tracing import tracer
 from otel_runtime._engine.annotations import unmapped
+from otel_runtime._engine.cache_policies import CacheKeyFn, CachePolicy
+from otel_runtime._engine.caching import task_cache
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
 from otel_runtime._engine.resolution import BlockedBy
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_kinds import TASK
 from otel_runtime._engine.run_states import Control, handle_for, new_handle, submitted_outcome
-from otel_runtime._engine.runs import Runnable, RunScope, _Shape
+from otel_runtime._engine.runs import Described, Runnable, RunScope
+from otel_runtime._engine.shapes import Shape
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 __all__ = ["Task", "task", "unmapped"]
@@ -40,6 +43,8 @@ _default_runner: TaskRunner = ThreadPoolTaskRunner()
 class Task(Runnable[P, R], Generic[P, R]):
     """A function whose every call is a task run. Calling it runs it and returns its result."""
 
+    # The keywords a task shares with a flow (name, tags, retries, ...) are spelled out here and in
+    # ``Flow.__init__``, so each decorator's signature is explicit; ``Runnable`` holds what they mean.
     def __init__(
         self,
         fn: Callable[P, R],
@@ -55,6 +60,12 @@ class Task(Runnable[P, R], Generic[P, R]):
         on_completion: Hooks = None,
         on_failure: Hooks = None,
         on_running: Hooks = None,
+        cache_policy: CachePolicy | None = None,
+        cache_key_fn: CacheKeyFn | None = None,
+        cache_expiration: timedelta | None = None,
+        refresh_cache: bool | None = None,
+        cache_result_in_memory: bool = True,
+        persist_result: bool | None = None,
     ) -> None:
         super().__init__(
             fn,
@@ -68,7 +79,22 @@ class Task(Runnable[P, R], Generic[P, R]):
         )
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
-        self._span_name = _keys.TASK_SPAN_PREFIX + self.name
+        # Prefect's cache options, kept as given (``with_options`` reads them); ``_cache`` is what runs use.
+        self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
+        self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
+        self.cache_result_in_memory, self.persist_result = cache_result_in_memory, persist_result
+        self._cache = task_cache(
+            self.name,
+            cache_policy=cache_policy,
+            cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration,
+            refresh_cache=refresh_cache,
+            cache_result_in_memory=cache_result_in_memory,
+            persist_result=persist_result,
+        )
+        if self._cache is not None and self._shape not in (Shape.SYNC, Shape.ASYNC):
+            warn_once(f"cache-generator:{self.name}", f"task {self.name!r} is a generator: it is not cached")
+            self._cache = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by reference, as ``module.qualname``, so a worker process resolves the same task."""
@@ -84,69 +110,49 @@ class Task(Runnable[P, R], Generic[P, R]):
             )
         return (_task_by_name, (module, qualname))
 
-    def _run_name(self, parameters: dict[str, Any], run_id: str) -> str:
-        template = self.task_run_name
-        if template is None:
-            return _names.task_run_name(self.name, run_id)
-        try:
-            return template() if callable(template) else template.format(**parameters)
-        except Exception:
-            return _names.task_run_name(self.name, run_id)
+    def _generated_name(self, run_id: str) -> str:
+        return _names.task_run_name(self.name, run_id)
 
-    def _open(self, parameters: dict[str, Any], run_id: str | None) -> RunScope:
-        parent = get_current()
-        flow_run = parent.get(FLOW_RUN_CONTEXT)
-        if not isinstance(flow_run, FlowRunContext):
-            flow_run = None
-        if flow_run is not None:
-            flow_run_id: str | None = flow_run.flow_run.id
-            deployment = flow_run.flow_run.deployment
+    # ``Runnable._describe``, called by ``opening.open_run`` with the same arguments as a flow's.
+    def _describe(  # noqa: PLR0917 - positional: called once per run, keywords cost
+        self,
+        parent: Context,
+        flow_context: FlowRunContext | None,
+        parameters: dict[str, Any],
+        run_id: str,
+        name: str,
+        attributes: dict[str, Any],
+    ) -> Described:
+        if flow_context is not None:
+            flow_run_id: str | None = flow_context.flow_run.id
+            deployment = flow_context.flow_run.deployment
         else:
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
             deployment = remote_deployment(parent)
-        run_id = run_id or new_run_id()
         record = TaskRun(
             id=run_id,
-            name=self._run_name(parameters, run_id),
+            name=name,
             task_name=self.name,
             parameters=MappingProxyType(parameters),
-            # 0 or 1 tags of its own and none active: nothing to merge or deduplicate
             tags=run_tags(self.tags, parent),
             flow_run_id=flow_run_id,
         )
-        attributes: dict[str, Any] = {
-            _keys.RUN_TYPE: _keys.RUN_TYPE_TASK,
-            _keys.TASK_NAME: self.name,
-            _keys.TASK_RUN_ID: run_id,
-            _keys.TASK_RUN_NAME: record.name,
-            **deployment_attributes(deployment),
-            **self._code_attributes,
-            _keys.TASK_RUN_RUN_COUNT: 1,
-        }
+        attributes.update(deployment_attributes(deployment))
         if flow_run_id is not None:
             attributes[_keys.FLOW_RUN_ID] = flow_run_id
-        if record.tags:
-            attributes[_keys.TASK_RUN_TAGS] = record.tags
-        if parameters and self.record_parameters and settings.record_parameters:
-            attributes.update(parameter_attributes(_keys.TASK_RUN_PARAMETER_PREFIX, parameters))
-        span = tracer().start_span(self._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes)
-        if self.log_prints is not None:
-            log_prints = self.log_prints
-        else:
-            enclosing = parent.get(TASK_RUN_CONTEXT)
-            if not isinstance(enclosing, TaskRunContext):
-                enclosing = flow_run
-            log_prints = enclosing is not None and enclosing.log_prints
+        return record, parent, None
+
+    def _enter(self, span: Span, parent: Context, record: TaskRun, log_prints: bool) -> RunScope:
         run_context = TaskRunContext(
             task_run=record, task=self, parameters=record.parameters, span=span, log_prints=log_prints
         )
-        context = with_task_run(set_span_in_context(span, parent), run_context, run_id)
-        return RunScope(span, context, record, _keys.TASK_RUN_RUN_COUNT)
+        context = with_task_run(parent, span, run_context, record.id)
+        return RunScope(span, context, record, TASK)
 
     def run_submitted(self, args: tuple[Any, ...], kwargs: dict[str, Any], task_run_id: str) -> Any:
         """Run a submitted task run in the current context: wait for its upstreams (``wait_for`` and the
         futures in its arguments), then call. Its outcome: the value, or a ``Settled`` state."""
-        if self._shape is not _Shape.ASYNC and self._shape is not _Shape.SYNC:
+        if self._shape is not Shape.ASYNC and self._shape is not Shape.SYNC:
             raise TypeError(f"task {self.name!r} is a generator; call it instead of submitting it")
         control = Control(handle=handle_for(task_run_id))
         kwargs = dict(kwargs)
@@ -155,7 +161,7 @@ class Task(Runnable[P, R], Generic[P, R]):
             args, kwargs = self._resolve(args, kwargs, wait_for, control)
         except BlockedBy as blocked:
             return self.run_blocked(args, kwargs, task_run_id, blocked, control)
-        if self._shape is _Shape.ASYNC:
+        if self._shape is Shape.ASYNC:
             import asyncio  # a worker running an async task; `import otel_runtime` stays light
 
             value = asyncio.run(self._run_async(args, kwargs, task_run_id, control))
@@ -244,6 +250,8 @@ def _pick(value: Any, index: int) -> Any:
     return value.value if isinstance(value, unmapped) else value[index]
 
 
+# The decorator's keywords repeat ``Task.__init__``'s (and the overload's) so each signature is
+# explicit for type checkers and ``help()``; ``with_options`` reads them from ``Task.__init__``.
 @overload
 def task(__fn: Callable[P, R]) -> Task[P, R]: ...
 @overload
@@ -260,6 +268,12 @@ def task(
     on_completion: Hooks = None,
     on_failure: Hooks = None,
     on_running: Hooks = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: timedelta | None = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    persist_result: bool | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     __fn: Callable[P, R] | None = None,
@@ -275,6 +289,12 @@ def task(
     on_completion: Hooks = None,
     on_failure: Hooks = None,
     on_running: Hooks = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: CacheKeyFn | None = None,
+    cache_expiration: timedelta | None = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    persist_result: bool | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: each call is a task run, traced as the span ``task <name>``.
 
@@ -296,6 +316,12 @@ def task(
             on_completion=on_completion,
             on_failure=on_failure,
             on_running=on_running,
+            cache_policy=cache_policy,
+            cache_key_fn=cache_key_fn,
+            cache_expiration=cache_expiration,
+            refresh_cache=refresh_cache,
+            cache_result_in_memory=cache_result_in_memory,
+            persist_result=persist_result,
         )
 
     return decorate if __fn is None else decorate(__fn)

@@ -18,16 +18,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider  # run metrics
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, settings
-from otel_runtime._sdk.exporters import LOG_EXPORTERS, SPAN_EXPORTERS, build_exporter
+from otel_runtime._sdk.existing_exporters import drop_duplicates
+from otel_runtime._sdk.exporters import LOG_EXPORTERS, SPAN_EXPORTERS, SignalExporters, build_exporter
 from otel_runtime._sdk.metrics_setup import (  # run metrics
     Metrics,
     metric_exporter_names,
@@ -39,7 +40,7 @@ from otel_runtime._sdk.monitored_processor import (
     MonitoredProcessor,
     MonitoredSpanProcessor,
 )
-from otel_runtime._sdk.options import make_resource, resolve_options
+from otel_runtime._sdk.options import Destination, SignalChoice, make_resource, resolve_options
 from otel_runtime._sdk.run_watch import RunWatch, unwatch_runs, watch_runs  # run events and metrics
 from otel_runtime._sdk.shutdown import call_within, exit_deadline, shutdown_within
 from otel_runtime._sdk.sigterm import handle_sigterm
@@ -120,6 +121,20 @@ def _warn_if_resource_ignored(provider: TracerProvider | LoggerProvider, explici
         )
 
 
+_ExporterT = TypeVar("_ExporterT")
+
+
+def _new_exporters(
+    table: SignalExporters[_ExporterT], choice: SignalChoice, destination: Destination, installed: object
+) -> list[tuple[str, _ExporterT]]:
+    """The exporters of one signal, less those the SDK provider ``installed`` before already exports to
+    (unless the caller named the exporters): ``opentelemetry-instrument`` read the same variables."""
+    built = [(name, build_exporter(table, name, choice.protocol, destination)) for name in choice.exporters]
+    if choice.explicit or not isinstance(installed, (TracerProvider, LoggerProvider)):
+        return built
+    return drop_duplicates(installed, built)
+
+
 def configure(
     *,
     service_name: str | None = None,
@@ -158,8 +173,9 @@ def configure(
       at process exit (else ``OTEL_EXPORTER_OTLP_TIMEOUT``, default 5);
     - ``telemetry_file``: ``OTEL_RUNTIME_TELEMETRY_FILE``, default ``.otel_runtime/telemetry.jsonl``;
     - ``record_parameters``: ``OTEL_RUNTIME_RECORD_PARAMETERS``, default true;
-    - ``disabled``: ``OTEL_SDK_DISABLED``; when true nothing is installed, what an earlier call installed
-      is stopped, and runs are not exported.
+    - ``disabled``: ``OTEL_SDK_DISABLED``; when true no provider or exporter is installed, what an earlier
+      call installed is stopped, and runs are not exported; the baggage propagator is still installed.
+      A value other than ``true`` / ``false`` (any case) is read as false, with one warning.
 
     The batch processors follow ``OTEL_BSP_*`` / ``OTEL_BLRP_*``. An SDK ``TracerProvider`` or
     ``LoggerProvider`` already set (for example by ``opentelemetry-instrument``) is kept and added to;
@@ -193,18 +209,15 @@ def configure(
         unwatch_runs(trace.get_tracer_provider())  # run events and run metrics
         stop_metrics(options.shutdown_timeout_millis / 1000)
         shutdown_within(stopped, exit_deadline())
+        install_baggage_propagator()  # baggage is encoded the same whether the SDK is on or off
         _latest = Telemetry(None, None, (), (), None)
         return _latest
     resource = make_resource(plan.service_name, plan.resource_attributes)
     traces, logs, destination = plan.traces, plan.logs, plan.destination
-    span_processors = tuple(
-        MonitoredSpanProcessor(build_exporter(SPAN_EXPORTERS, name, traces.protocol, destination))
-        for name in traces.exporters
-    )
-    log_processors = tuple(
-        MonitoredLogProcessor(build_exporter(LOG_EXPORTERS, name, logs.protocol, destination))
-        for name in logs.exporters
-    )
+    new_spans = _new_exporters(SPAN_EXPORTERS, traces, destination, trace.get_tracer_provider())
+    new_logs = _new_exporters(LOG_EXPORTERS, logs, destination, _logs.get_logger_provider())
+    span_processors = tuple(MonitoredSpanProcessor(exporter) for _, exporter in new_spans)
+    log_processors = tuple(MonitoredLogProcessor(exporter) for _, exporter in new_logs)
     tracer_provider, logger_provider, replaced = install(resource, span_processors, log_processors)
     for provider in (tracer_provider, logger_provider):
         if provider.resource is not resource:
@@ -218,6 +231,7 @@ def configure(
     run_metrics = setup_metrics(
         resource, metric_names, endpoint=destination.endpoint, protocol=protocol, headers=destination.headers,
         timeout=destination.timeout, exit_timeout_s=options.shutdown_timeout_millis / 1000,
+        explicit=metrics_exporter is not None,
     )  # fmt: skip
     run_logs = logger_provider if logs.exporters else None
     runs = watch_runs(tracer_provider, run_logs, run_metrics.meter_provider)
@@ -225,8 +239,8 @@ def configure(
     _latest = Telemetry(
         tracer_provider,
         logger_provider,
-        traces.exporters,
-        logs.exporters,
+        tuple(name for name, _ in new_spans),
+        tuple(name for name, _ in new_logs),
         destination.file_path if plan.uses_file else None,
         span_processors,
         log_processors,

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_runtime._base.guard import internal_logger
+from otel_runtime._sdk.otlp_replies import ReplyReader
 from otel_runtime._sdk.pipeline_health import ExportHealth, target_of
 from otel_runtime._sdk.sdk_logs import Attributed, quiet_sdk_logs
 from otel_runtime._sdk.signals import LOGS, SPANS, ItemT, ResultT, SignalResults
@@ -49,6 +50,7 @@ class CountingExporter(Generic[ItemT, ResultT]):
         self.health = health or ExportHealth(results.signal, target_of(exporter))
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._replies = ReplyReader(exporter)  # partial successes, and 200 replies that are not OTLP
         quiet_sdk_logs(type(exporter).__module__)
 
     def export(self, batch: Sequence[ItemT]) -> ResultT:
@@ -61,12 +63,19 @@ class CountingExporter(Generic[ItemT, ResultT]):
             return self.results.failure
         error: BaseException | None = None
         with Attributed(self.health):
+            self._replies.begin()
+            self.health.export_started()
             try:
                 result: ResultT | None = self.exporter.export(batch)
             except Exception as caught:  # an exporter must not break the batch processor's thread
                 result, error = None, caught
+            finally:
+                self.health.export_returned()
         if result == self.results.success:
-            self.health.succeeded(count)
+            rejected, why = self._replies.rejected(count)
+            self.health.succeeded(count - rejected)
+            if rejected:
+                self.health.lost(rejected, why)
             return self.results.success
         self.health.lost(count, None if error is None else f"{type(error).__name__}: {error}")
         return self.results.failure

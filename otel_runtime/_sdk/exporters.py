@@ -1,4 +1,5 @@
-"""Build the exporters ``configure()`` chose: the console, the local file, or OTLP over gRPC or HTTP.
+"""Build the exporters ``configure()`` chose: the console, the local file, OTLP over gRPC or HTTP, or
+any exporter installed under the SDK's entry points (see ``exporter_names``).
 
 One generic builder serves both signals; a :class:`SignalExporters` table per signal names the SDK
 classes that differ. The OTLP exporters are imported when one is built, so that a process exporting
@@ -15,6 +16,7 @@ from typing import Any, Final, Generic, TypeVar
 from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
+from otel_runtime._sdk.exporter_names import OTLP_PROTOCOLS, load_exporter
 from otel_runtime._sdk.file_export import JsonLinesLogExporter, JsonLinesSpanExporter
 from otel_runtime._sdk.options import Destination, check_endpoint, resolve_protocol
 from otel_runtime._sdk.signals import Signal
@@ -29,6 +31,8 @@ class SignalExporters(Generic[_ExporterT]):
     """The exporter classes of one signal; the OTLP ones take the exporter's keyword arguments."""
 
     signal: Signal
+    base: type[Any]
+    """The SDK's abstract exporter class of the signal, which an entry point's class must extend."""
     console: Callable[[], _ExporterT]
     file: Callable[[Path], _ExporterT]
     otlp_grpc: Callable[..., _ExporterT]
@@ -60,22 +64,40 @@ def _http_log_exporter(**options: Any) -> LogRecordExporter:
 
 
 SPAN_EXPORTERS: Final[SignalExporters[SpanExporter]] = SignalExporters(
-    "traces", ConsoleSpanExporter, JsonLinesSpanExporter, _grpc_span_exporter, _http_span_exporter
+    "traces",
+    SpanExporter,
+    ConsoleSpanExporter,
+    JsonLinesSpanExporter,
+    _grpc_span_exporter,
+    _http_span_exporter,
 )
 LOG_EXPORTERS: Final[SignalExporters[LogRecordExporter]] = SignalExporters(
-    "logs", ConsoleLogRecordExporter, JsonLinesLogExporter, _grpc_log_exporter, _http_log_exporter
+    "logs",
+    LogRecordExporter,
+    ConsoleLogRecordExporter,
+    JsonLinesLogExporter,
+    _grpc_log_exporter,
+    _http_log_exporter,
 )
 
 
 def build_exporter(
     exporters: SignalExporters[_ExporterT], name: str, protocol: str, destination: Destination
 ) -> _ExporterT:
-    """The exporter called ``name`` (``console``, ``file`` or ``otlp``) of one signal."""
+    """The exporter called ``name`` of one signal: ``console``, ``file``, ``otlp`` (over ``protocol``),
+    ``otlp_proto_grpc`` / ``otlp_proto_http``, or any other installed entry point's, made as the SDK
+    makes it (no arguments: it reads its own ``OTEL_*`` variables)."""
     if name == "console":
         return exporters.console()
     if name == "file":
         return exporters.file(destination.file_path)
-    return _otlp_exporter(exporters, protocol, destination.endpoint, destination.headers, destination.timeout)
+    if name == "otlp" or name in OTLP_PROTOCOLS:
+        chosen = OTLP_PROTOCOLS.get(name, protocol)
+        return _otlp_exporter(
+            exporters, chosen, destination.endpoint, destination.headers, destination.timeout
+        )
+    made: _ExporterT = load_exporter(exporters.signal, name, exporters.base)
+    return made
 
 
 def _otlp_exporter(

@@ -7,8 +7,9 @@ which ``otel-runtime traces`` draws and a Collector's ``otlpjsonfile`` receiver 
 Several threads and processes may append to the same file: each line is written with one
 ``O_APPEND`` write under an exclusive file lock, so lines never interleave. The file is capped at
 ``max_bytes``: the writer that would cross the cap renames it to ``<path>.1`` (replacing an older
-one) and starts a new file. Write errors never reach the caller: the export fails and one warning
-is logged.
+one) and starts a new file. A new file is created readable by its owner only (0600), and a new
+folder for it 0700: the lines hold log records and exception messages. Write errors never reach the
+caller: the export fails and one warning is logged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
 """The size at which the telemetry file is rotated to ``<path>.1``."""
 
 _OPEN_FLAGS: Final[int] = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-_FILE_MODE: Final = 0o644
+# The file holds log records and exception messages: readable by its owner only (before the umask).
+_FILE_MODE: Final = 0o600
+_FOLDER_MODE: Final = 0o700
 # How often one write may find the file renamed under it (another process rotated it) and reopen.
 _MAX_REOPENS: Final = 8
 _LOCK_TIMEOUT_S: Final = 10.0
@@ -175,7 +178,7 @@ class JsonLinesWriter:
         try:
             return os.open(self.path, _OPEN_FLAGS, _FILE_MODE)
         except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=_FOLDER_MODE, parents=True, exist_ok=True)
             return os.open(self.path, _OPEN_FLAGS, _FILE_MODE)
 
 

@@ -22,7 +22,6 @@ Shutdown is bounded, at exit too.
 from __future__ import annotations
 
 import atexit
-import importlib.metadata
 import os
 import threading
 import time
@@ -46,6 +45,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, Perio
 from opentelemetry.sdk.resources import Resource
 
 from otel_runtime._base.guard import warn_once
+from otel_runtime._sdk.exporter_names import OTLP_PROTOCOLS, check_exporter_names, load_exporter
 from otel_runtime._sdk.metric_export import ReportedMetricExporter, quiet_second_shutdown
 from otel_runtime.environment_variables import OTEL_RUNTIME_PROMETHEUS_ADDRESS
 
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 DEFAULT_EXPORT_INTERVAL_MILLIS: Final = 5_000
-_ENTRY_POINTS: Final = "opentelemetry_metrics_exporter"
-_OURS: Final = frozenset({"none", "otlp", "prometheus"})
 _PROTOCOLS: Final = ("grpc", "http/protobuf")
 _EXTRA_HINT: Final = "pip install 'otel-runtime[prometheus]'"
 
@@ -69,11 +67,6 @@ _EXTRA_HINT: Final = "pip install 'otel-runtime[prometheus]'"
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
-
-
-def _entry_point(name: str) -> Any:
-    found = importlib.metadata.entry_points(group=_ENTRY_POINTS, name=name)
-    return next(iter(found)).load() if found else None
 
 
 def metric_exporter_names(given: str | None, endpoint: str | None) -> tuple[str, ...]:
@@ -84,16 +77,10 @@ def metric_exporter_names(given: str | None, endpoint: str | None) -> tuple[str,
             endpoint or _env(OTEL_EXPORTER_OTLP_ENDPOINT) or _env(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)
         )
         raw = "otlp" if has_endpoint else "none"
-    names = list(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    where = "configure()" if given else OTEL_METRICS_EXPORTER
+    names = list(check_exporter_names("metrics", raw, where, extra=frozenset({"prometheus"})))
     if _env(OTEL_RUNTIME_PROMETHEUS_ADDRESS) and "prometheus" not in names:
         names.append("prometheus")
-    known = {entry.name for entry in importlib.metadata.entry_points(group=_ENTRY_POINTS)} | _OURS
-    unknown = sorted(set(names) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown metrics exporter {', '.join(unknown)!r} (from "
-            f"{'configure()' if given else OTEL_METRICS_EXPORTER}); choose from {', '.join(sorted(known))}"
-        )
     if "prometheus" in names:
         _prometheus_address()  # a bad address is a configuration error, raised now
     return tuple(name for name in names if name != "none")
@@ -235,10 +222,11 @@ def _reader(
     headers: Mapping[str, str] | None,
     timeout: float | None,
 ) -> MetricReader:
-    if name == "otlp":
+    if name == "otlp" or name in OTLP_PROTOCOLS:
         target = endpoint or _env(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) or _env(OTEL_EXPORTER_OTLP_ENDPOINT)
-        return _periodic(_otlp_exporter(protocol, endpoint, headers, timeout), target or "the OTLP endpoint")
-    made = _entry_point(name)()
+        exporter = _otlp_exporter(OTLP_PROTOCOLS.get(name, protocol), endpoint, headers, timeout)
+        return _periodic(exporter, target or "the OTLP endpoint")
+    made = load_exporter("metrics", name, (MetricExporter, MetricReader))
     return made if isinstance(made, MetricReader) else _periodic(made, name)
 
 
@@ -260,16 +248,19 @@ def setup_metrics(
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
     exit_timeout_s: float = 5.0,
+    explicit: bool = False,
 ) -> Metrics:
     """Set up the readers ``names`` (from :func:`metric_exporter_names`), replacing the previous call's.
 
-    Returns the provider the run metrics should use: ``None`` when metrics are off.
+    Returns the provider the run metrics should use: ``None`` when metrics are off. A provider installed
+    before keeps its readers and gets none of ours; that is worth a warning only when the caller named
+    the exporters (``explicit``), not when both read the same ``OTEL_METRICS_EXPORTER``.
     """
     global _current, _exit_timeout_s  # noqa: PLW0603 - the process's metric readers, like its providers
     _exit_timeout_s = exit_timeout_s
     installed = metrics.get_meter_provider()
     if isinstance(installed, MeterProvider) and installed not in _providers.values():
-        if names:
+        if names and explicit:
             warn_once(
                 "metrics-provider-kept",
                 "otel_runtime.configure(): the MeterProvider installed before keeps its own readers; "

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_runtime._base.guard import internal_logger
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+from otel_runtime._sdk.batch_split import SplittingLogExporter, SplittingSpanExporter
 from otel_runtime._sdk.counting_exporter import CountingExporter, CountingLogExporter, CountingSpanExporter
 from otel_runtime._sdk.forks import after_fork_in_child
 from otel_runtime._sdk.sdk_logs import Attributed, current_pipeline
@@ -75,6 +76,7 @@ class MonitoredProcessor(Generic[ItemT]):
         self._enqueue = enqueue
         self._flush_lock = threading.Lock()
         self._flushing: _Flush | None = None
+        self._queue_lock = threading.Lock()
         after_fork_in_child(self._reset_in_child)
         # The SDK keeps its queue in a private bounded deque; peeking at its length is how an item that
         # finds the queue full (the SDK then drops the oldest) is counted at once, not only at shutdown.
@@ -85,20 +87,27 @@ class MonitoredProcessor(Generic[ItemT]):
         # A flush thread of the parent does not exist in a forked child.
         self._flush_lock = threading.Lock()
         self._flushing = None
+        self._queue_lock = threading.Lock()
 
     def queue(self, item: ItemT) -> None:
-        """Count ``item`` and hand it to the batch processor (not after shutdown)."""
+        """Count ``item`` and hand it to the batch processor (not after shutdown).
+
+        An item that finds the queue full is dropped and counted here; it never reaches the SDK, which
+        would drop the oldest item instead and log a warning per item. Only one item is queued at a time
+        (the export thread only takes items out), so the queue never overflows behind the count's back.
+        """
         if not self.health.accept():
             return
         limit = self._queue_limit
-        if limit is not None:
+        if limit is None:
+            self._enqueue(item)
+            return
+        with self._queue_lock:
             queue = getattr(self._core, "_queue", None)  # replaced after a fork: look it up each time
-            if queue is not None and len(queue) >= limit:
-                self.health.lost(1, "the export queue is full: the exporter cannot keep up")
-                with Attributed(self.health):  # the SDK logs a warning for it: this pipeline's business
-                    self._enqueue(item)
+            if queue is None or len(queue) < limit:
+                self._enqueue(item)
                 return
-        self._enqueue(item)
+        self.health.overflowed()
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued within ``timeout_millis`` (default ``shutdown_timeout_millis``); count and
@@ -121,16 +130,20 @@ class MonitoredProcessor(Generic[ItemT]):
                 internal_logger.debug("processor for %s failed to shut down", health.target, exc_info=True)
             health.finish()
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+    def force_flush(self, timeout_millis: int = 30_000, *, patience_millis: float | None = None) -> bool:
         """Export what is queued now; ``False`` when that did not finish within ``timeout_millis``.
 
         The SDK's batch processor ignores the timeout and waits for the exporter, which retries a down
         collector for its whole timeout, so the flush runs in a daemon thread and this waits for at most
         ``timeout_millis``, and no longer than it takes to see an export fail: while export is failing a
         flush cannot succeed, and whoever flushes (a worker after each task run, say) need not wait.
+        Nor does it wait for a collector that takes longer than ``patience_millis`` (default:
+        ``timeout_millis``) to answer: an export in flight that long, or a last export that took that
+        long, gives up at once (a black-holed or slow collector).
         """
         health = self.health
-        if health.in_outage or health.closing:
+        patience_s = (timeout_millis if patience_millis is None else patience_millis) / 1000
+        if health.in_outage or health.closing or health.slower_than(patience_s):
             return False
         with self._flush_lock:
             flushing = self._flushing
@@ -140,7 +153,7 @@ class MonitoredProcessor(Generic[ItemT]):
                     return bool(self._batch.force_flush(timeout_millis))
         deadline = time.monotonic() + timeout_millis / 1000
         while not flushing.done.wait(min(_FLUSH_POLL_S, max(0.0, deadline - time.monotonic()))):
-            if health.in_outage or time.monotonic() >= deadline:
+            if health.in_outage or time.monotonic() >= deadline or health.slower_than(patience_s):
                 return False
         return flushing.flushed
 
@@ -188,7 +201,8 @@ class MonitoredSpanProcessor(MonitoredProcessor[ReadableSpan], SpanProcessor):
         **batch_options: Any,
     ) -> None:
         counting = exporter if isinstance(exporter, CountingSpanExporter) else CountingSpanExporter(exporter)
-        self.batch = BatchSpanProcessor(counting, **batch_options)
+        # Batches go out in parts under the collector's size limit (batch_split), each part counted.
+        self.batch = BatchSpanProcessor(SplittingSpanExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_end, counting, shutdown_timeout_millis)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -212,7 +226,7 @@ class MonitoredLogProcessor(MonitoredProcessor[ReadWriteLogRecord], LogRecordPro
         **batch_options: Any,
     ) -> None:
         counting = exporter if isinstance(exporter, CountingLogExporter) else CountingLogExporter(exporter)
-        self.batch = BatchLogRecordProcessor(counting, **batch_options)
+        self.batch = BatchLogRecordProcessor(SplittingLogExporter(counting), **batch_options)
         super().__init__(self.batch, self.batch.on_emit, counting, shutdown_timeout_millis)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:

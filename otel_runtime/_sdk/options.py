@@ -22,7 +22,9 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from otel_runtime._base.environ import parse_bool, read_env
+from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+from otel_runtime._sdk.exporter_names import check_exporter_names
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
 from otel_runtime._sdk.signals import Signal
 from otel_runtime.environment_variables import OTEL_RUNTIME_RECORD_PARAMETERS, OTEL_RUNTIME_TELEMETRY_FILE
@@ -40,7 +42,6 @@ __all__ = [
 
 DEFAULT_SERVICE_NAME: Final = "otel-runtime"
 
-_EXPORTER_NAMES: Final = frozenset({"otlp", "console", "file", "none"})
 _PROTOCOLS: Final = ("grpc", "http/protobuf")
 _EXPORTER_VARIABLES: Final[dict[Signal, str]] = {"traces": OTEL_TRACES_EXPORTER, "logs": OTEL_LOGS_EXPORTER}
 _ENDPOINT_VARIABLES: Final[dict[Signal, str]] = {
@@ -59,6 +60,9 @@ class SignalChoice:
 
     exporters: tuple[str, ...]
     protocol: str
+    explicit: bool = False
+    """Whether the caller named the exporters (``configure(traces_exporter=...)``): then they are added to
+    a provider installed before even where it already exports to the same destination."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +126,9 @@ def resolve_options(
     """Settle ``configure()``'s arguments over the environment; ``ValueError`` for a bad one, even when
     the SDK is disabled."""
     if record_parameters is None:
-        record_parameters = parse_bool(read_env(OTEL_RUNTIME_RECORD_PARAMETERS), default=True)
+        record_parameters = _boolean_variable(OTEL_RUNTIME_RECORD_PARAMETERS, default=True)
     if disabled is None:
-        disabled = parse_bool(read_env(OTEL_SDK_DISABLED), default=False)
+        disabled = _boolean_variable(OTEL_SDK_DISABLED, default=False)
     if endpoint is not None:
         endpoint = check_endpoint(endpoint)
     if export_timeout is not None and not export_timeout > 0:
@@ -140,13 +144,25 @@ def resolve_options(
         return Options(record_parameters, shutdown_timeout_millis, None)
     file_path = Path(telemetry_file or read_env(OTEL_RUNTIME_TELEMETRY_FILE) or DEFAULT_TELEMETRY_PATH)
     plan = ExportPlan(
-        traces=SignalChoice(traces, trace_protocol),
-        logs=SignalChoice(logs, log_protocol),
+        traces=SignalChoice(traces, trace_protocol, explicit=traces_exporter is not None),
+        logs=SignalChoice(logs, log_protocol, explicit=logs_exporter is not None),
         destination=Destination(endpoint, headers, export_timeout, file_path.absolute()),
         service_name=service_name,
         resource_attributes=resource_attributes,
     )
     return Options(record_parameters, shutdown_timeout_millis, plan)
+
+
+def _boolean_variable(name: str, *, default: bool) -> bool:
+    """A boolean variable as the OpenTelemetry spec reads it: ``true`` / ``false`` in any case; anything
+    else is the default, with one warning per process unless it is empty or unset."""
+    raw = read_env(name)
+    if raw is not None and raw.strip().lower() not in ("true", "false"):
+        warn_once(
+            f"boolean-variable-{name}",
+            f"{name}={raw!r} is neither 'true' nor 'false'; read as {str(default).lower()}",
+        )
+    return parse_bool(raw, default=default)
 
 
 def _exporter_names(signal: Signal, given: str | None, endpoint: str | None) -> tuple[str, ...]:
@@ -157,14 +173,7 @@ def _exporter_names(signal: Signal, given: str | None, endpoint: str | None) -> 
             endpoint or read_env(OTEL_EXPORTER_OTLP_ENDPOINT) or read_env(_ENDPOINT_VARIABLES[signal])
         )
         raw = "otlp" if has_endpoint else "file"
-    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
-    unknown = sorted(set(names) - _EXPORTER_NAMES)
-    if unknown:
-        raise ValueError(
-            f"unknown {signal} exporter {', '.join(unknown)!r} "
-            f"(from {'configure()' if given else variable}); "
-            f"choose from {', '.join(sorted(_EXPORTER_NAMES))}"
-        )
+    names = check_exporter_names(signal, raw, "configure()" if given else variable)
     return tuple(name for name in names if name != "none")
 
 

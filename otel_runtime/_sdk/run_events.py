@@ -29,6 +29,7 @@ from opentelemetry.trace import NonRecordingSpan, format_span_id, format_trace_i
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core.identity import inbound
+from otel_runtime._core.scope import SCHEMA_URL, scope_version
 from otel_runtime._sdk.run_spans import duration_seconds, final_state
 
 __all__ = ["LOGGER_NAME", "RunEvents"]
@@ -60,7 +61,7 @@ class RunEvents(SpanProcessor):
     """Emits the start and end event of every run span it sees, through ``logger_provider``."""
 
     def __init__(self, logger_provider: LoggerProvider) -> None:
-        self._logger = logger_provider.get_logger(LOGGER_NAME)
+        self._logger = logger_provider.get_logger(LOGGER_NAME, scope_version(), schema_url=SCHEMA_URL)
         self._host = socket.gethostname()
         # The start event's fields, kept for the end event (a task's flow run name is only in baggage).
         self._open: dict[int, dict[str, Any]] = {}

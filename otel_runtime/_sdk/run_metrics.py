@@ -36,6 +36,7 @@ from opentelemetry.util.types import Attributes
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._core.scope import SCHEMA_URL, scope_version
 from otel_runtime._sdk.run_spans import RunKey, duration_seconds, final_state, run_key
 
 __all__ = ["DURATION_BUCKETS_S", "METER_NAME", "RunMetrics"]
@@ -57,7 +58,7 @@ class RunMetrics(SpanProcessor):
     """Keeps the run metrics of the run spans it sees; add it to a tracer provider."""
 
     def __init__(self, meter_provider: MeterProvider) -> None:
-        meter = meter_provider.get_meter(METER_NAME)
+        meter = meter_provider.get_meter(METER_NAME, scope_version(), schema_url=SCHEMA_URL)
         self._duration = meter.create_histogram(
             _keys.METRIC_RUN_DURATION,
             unit="s",

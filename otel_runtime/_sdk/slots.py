@@ -9,7 +9,10 @@ even when the endpoint is down.
 from __future__ import annotations
 
 import atexit
+import os
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
@@ -19,6 +22,8 @@ from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWrit
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from otel_runtime._base.guard import internal_logger
+from otel_runtime._sdk.drops import add_dropped
 from otel_runtime._sdk.monitored_processor import (
     MonitoredLogProcessor,
     MonitoredProcessor,
@@ -50,10 +55,13 @@ class Slot(Generic[_ProcessorT]):
 
     def __init__(self) -> None:
         self.held: tuple[_ProcessorT, ...] = ()
+        self.closed = False
+        """Emptied by a shutdown (not by ``configure(disabled=True)``): what ends now is counted dropped."""
 
     def shutdown(self) -> None:
         """Shut down what the slot holds, within the exit bound; the slot stays usable for configure()."""
         held, self.held = self.held, ()
+        self.closed = True
         shutdown_within(held, exit_deadline())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -75,8 +83,14 @@ class SpanSlot(Slot[MonitoredSpanProcessor], SpanProcessor):
         return slot
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Hand the span to every processor held."""
-        for processor in self.held:
+        """Hand the span to every processor held; count it dropped if the slot was shut down."""
+        held = self.held
+        if not held:
+            context = span.context
+            if self.closed and context is not None and context.trace_flags.sampled:
+                add_dropped("traces", 1)  # after shutdown, or after the exit hook
+            return
+        for processor in held:
             processor.on_end(span)
 
 
@@ -91,8 +105,14 @@ class LogSlot(Slot[MonitoredLogProcessor], LogRecordProcessor):
         return slot
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        """Hand the record to every processor held."""
-        for processor in self.held:
+        """Hand the record to every processor held; count it dropped if the slot was shut down."""
+        held = self.held
+        if not held:
+            scope = log_record.instrumentation_scope
+            if self.closed and (scope is None or scope.name != internal_logger.name):
+                add_dropped("logs", 1)  # not otel_runtime's own lines about the shutdown itself
+            return
+        for processor in held:
             processor.on_emit(log_record)
 
 
@@ -129,6 +149,7 @@ class ProviderSlots(Generic[_ProviderT, _ProcessorT]):
         if slot is None:
             slot = self._slots[provider] = self._add_slot(provider)
         replaced, slot.held = slot.held, processors
+        slot.closed = False
         return provider, replaced
 
     def empty_global(self) -> Sequence[_ProcessorT]:
@@ -141,17 +162,22 @@ class ProviderSlots(Generic[_ProviderT, _ProcessorT]):
         """Take ``processors`` out of ``provider``'s slot, if they are still in it."""
         slot = self._slots.get(provider) if provider is not None else None
         if slot is not None:
-            slot.held = tuple(processor for processor in slot.held if processor not in processors)
+            kept = tuple(processor for processor in slot.held if processor not in processors)
+            slot.closed = slot.closed or (not kept and bool(slot.held))
+            slot.held = kept
 
     def empty_all(self) -> list[_ProcessorT]:
-        """Empty every slot; return what they held."""
-        return [processor for slot in list(self._slots.values()) for processor in self._empty(slot)]
+        """Empty every slot (at exit): return what they held; what ends after is counted dropped."""
+        return [
+            processor for slot in list(self._slots.values()) for processor in self._empty(slot, closed=True)
+        ]
 
     @staticmethod
-    def _empty(slot: Slot[_ProcessorT] | None) -> Sequence[_ProcessorT]:
+    def _empty(slot: Slot[_ProcessorT] | None, *, closed: bool = False) -> Sequence[_ProcessorT]:
         if slot is None:
             return ()
         held, slot.held = slot.held, ()
+        slot.closed = slot.closed or (closed and bool(held))
         return held
 
 
@@ -175,7 +201,53 @@ def install(
     # The last configure() decides the order: our exit hook runs before the providers' own (LIFO).
     atexit.unregister(shutdown_at_exit)
     atexit.register(shutdown_at_exit)
+    _hook_worker_exit()
     return tracer_provider, logger_provider, [*replaced_spans, *replaced_logs]
+
+
+_WORKER_EXIT_PATIENCE_MILLIS: Final = 1_000
+"""At a worker's exit, a collector that has not answered an export for this long is given up on."""
+_worker_hooked: int | None = None
+
+
+def _hook_worker_exit() -> None:
+    """In a ``multiprocessing`` child (a process-pool worker), export at its exit too.
+
+    Such a process ends with ``os._exit()``: ``atexit`` hooks do not run there, ``multiprocessing``
+    finalizers do. The pool's ``shutdown()`` (at the end of a flow) waits for the worker to exit, so the
+    exit does not wait for a collector that has stalled (see :func:`shutdown_worker_at_exit`).
+    """
+    global _worker_hooked  # noqa: PLW0603 - once per process
+    multiprocessing = sys.modules.get("multiprocessing")  # never imported here: loaded by the pool
+    if multiprocessing is None or _worker_hooked == os.getpid() or multiprocessing.parent_process() is None:
+        return
+    _worker_hooked = os.getpid()
+    from multiprocessing import util
+
+    util.Finalize(None, shutdown_worker_at_exit, exitpriority=100)
+
+
+def shutdown_worker_at_exit() -> None:
+    """A worker's exit: flush each pipeline unless its collector stalls, then stop them all, in bound."""
+    deadline = exit_deadline()
+    with lock:
+        held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
+    flushed: list[MonitoredProcessor[Any]] = []
+
+    def flush(processor: MonitoredProcessor[Any]) -> None:
+        remaining = int(max(0.0, deadline - time.monotonic()) * 1000)
+        if processor.force_flush(remaining, patience_millis=_WORKER_EXIT_PATIENCE_MILLIS):
+            flushed.append(processor)
+
+    flushes = [threading.Thread(target=flush, args=(processor,), daemon=True) for processor in held]
+    for thread in flushes:  # spans and logs at once: the pool's shutdown waits for the slower one only
+        thread.start()
+    for thread in flushes:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for processor in held:
+        if processor not in flushed:
+            processor.shutdown(timeout_millis=0)  # stalled: what is left is counted dropped
+    shutdown_within(flushed, deadline)
 
 
 def shutdown_at_exit() -> None:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-import traceback
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from time import time_ns
 from typing import Any, Final
 
@@ -43,13 +42,15 @@ from opentelemetry.semconv.attributes import exception_attributes
 from opentelemetry.util.types import AnyValue
 
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.log_records import RESERVED, any_value
+from otel_runtime._core.exception_text import bounded_stacktrace, exception_attributes_of
+from otel_runtime._engine.log_records import RESERVED, EventText, any_value
 from otel_runtime._engine.run_fields import run_fields
 
 __all__ = ["OTelLogHandler", "is_otel_handler"]
 
 # Every attribute a plain LogRecord has (plus what formatters add): the rest came from ``extra=``.
 _RECORD_ATTRIBUTES: Final = RESERVED | {"_logger", "_name"}  # set by structlog's wrap_for_formatter
+_NO_KEYS: Final[frozenset[str]] = frozenset()
 # Keys of a structlog event dict that the log record carries in fields of its own.
 _EVENT_DICT_NATIVE: Final = frozenset(
     {"event", "level", "log_level", "timestamp", "logger", "exc_info", "exception"}
@@ -123,7 +124,7 @@ class OTelLogHandler(logging.Handler):
 def translate(record: logging.LogRecord) -> LogRecord:
     """The OpenTelemetry log record for one ``logging`` record (see the module docstring)."""
     message = record.msg
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]
     skip: Set[str]
     if isinstance(message, dict) and hasattr(record, "_logger"):
         # A structlog event, passed on whole by ProcessorFormatter.wrap_for_formatter.
@@ -132,6 +133,11 @@ def translate(record: logging.LogRecord) -> LogRecord:
         skip = _EVENT_DICT_NATIVE
         exc_info = message.get("exc_info")
         rendered = message.get("exception")  # a chain that ran format_exc_info before handing over
+    elif type(message) is EventText:  # a structlog event as a plain record: its fields, in one step
+        body = _message(record)
+        fields = message.fields
+        skip = _NO_KEYS
+        exc_info, rendered = record.exc_info, None
     else:
         body = _message(record)
         fields = vars(record)
@@ -150,7 +156,7 @@ def translate(record: logging.LogRecord) -> LogRecord:
     if exception:
         attributes.update(exception)
     elif isinstance(rendered, str):
-        attributes[exception_attributes.EXCEPTION_STACKTRACE] = rendered
+        attributes[exception_attributes.EXCEPTION_STACKTRACE] = bounded_stacktrace(rendered)
 
     levelno = record.levelno
     return LogRecord(
@@ -179,15 +185,8 @@ def _exception_attributes(exc_info: object) -> dict[str, AnyValue]:
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or len(exc_info) != 3 or not isinstance(exc_info[1], BaseException):
         return {}
-    _, error, tb = exc_info
-    kind = type(error)
-    # As the SDK names it on span events: the qualified class name, builtins unqualified.
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        exception_attributes.EXCEPTION_TYPE: name,
-        exception_attributes.EXCEPTION_MESSAGE: str(error),
-        exception_attributes.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(kind, error, tb)),
-    }
+    # As on span events: the qualified class name; the message and traceback bounded (exception_text).
+    return dict(exception_attributes_of(exc_info[1]))
 
 
 OTelLogHandler.__module__ = "otel_runtime.logging"

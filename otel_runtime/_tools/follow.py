@@ -16,7 +16,6 @@ piped, one line is appended per run that starts, ends or is lost.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import time
@@ -26,13 +25,15 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._tools.otlp_read import FlatSpan, iter_logs, iter_spans
+from otel_runtime._tools.otlp_read import MALFORMED, FlatSpan, iter_logs, iter_spans, parse_line
+from otel_runtime._tools.printable import printable
 from otel_runtime._tools.tree import RunInfo, Style, format_duration
 
 __all__ = ["Change", "Follower", "LiveRun", "follow", "process_alive"]
 
 _SHOWN_STATES: Final = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 _CLEAR_BELOW: Final = "\033[J"
+_MAX_PID: Final = 2**31
 
 
 def process_alive(pid: int) -> bool:
@@ -83,14 +84,14 @@ class LiveRun:
             mark = ">"
         if self.lost:
             what += f": process {self.pid} is gone and the run never ended"
-        fields = [f"{mark} {self.kind} {self.name}"]
+        fields = [f"{mark} {self.kind} {printable(self.name)}"]
         if self.run_name:
-            fields.append(self.run_name)
+            fields.append(printable(self.run_name))
         fields.append(style.paint(what, "\033[33m"))
         if show_deployment and self.deployment:
-            fields.append(f"deployment {self.deployment}")
+            fields.append(f"deployment {printable(str(self.deployment))}")
         if self.run_id:
-            fields.append(style.paint(f"id {self.run_id}", "\033[2m"))
+            fields.append(style.paint(f"id {printable(self.run_id)}", "\033[2m"))
         return style.dot.join(fields)
 
 
@@ -163,7 +164,8 @@ class Follower:
             if index:
                 lines.append("")
             started = datetime.fromtimestamp(root.start_ns / 1e9).astimezone().strftime("%H:%M:%S")
-            lines.append(style.paint(f"trace {root.trace_id}{style.dot}started {started}", "\033[2m"))
+            trace_id = printable(root.trace_id)
+            lines.append(style.paint(f"trace {trace_id}{style.dot}started {started}", "\033[2m"))
             lines.append(root.line(style, now))
             _render_children(root, "", style, now, lines)
         return lines
@@ -185,18 +187,22 @@ class Follower:
 
     def _read_lines(self, data: bytes, changes: list[Change]) -> None:
         for line in data.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
+            record = parse_line(line)
+            if record is None:
                 continue
-            if not isinstance(record, dict):
+            try:  # a line that is JSON but not OTLP is skipped
+                self._record(record, changes)
+            except MALFORMED:
                 continue
-            for span in iter_spans(record):
-                self._span(span, changes)
-            for log in iter_logs(record):
-                if log["event_name"] in _keys.RUN_EVENTS and log["trace_id"] and log["span_id"]:
-                    key = (log["trace_id"], log["span_id"])
-                    self._event(log["event_name"], key, log["attributes"], changes)
+
+    def _record(self, record: dict[str, Any], changes: list[Change]) -> None:
+        spans, logs = list(iter_spans(record)), list(iter_logs(record))
+        for span in spans:
+            self._span(span, changes)
+        for log in logs:
+            if log["event_name"] in _keys.RUN_EVENTS and log["trace_id"] and log["span_id"]:
+                key = (log["trace_id"], log["span_id"])
+                self._event(log["event_name"], key, log["attributes"], changes)
 
     def _event(
         self, name: str, key: tuple[str, str], attributes: dict[str, Any], changes: list[Change]
@@ -219,7 +225,8 @@ class Follower:
         if name == _keys.RUN_START_EVENT:
             run.parent_span_id = attributes.get(_keys.RUN_PARENT_SPAN_ID)
             pid = attributes.get(_keys.PROCESS_PID)
-            run.pid = pid if isinstance(pid, int) else None
+            # A hostile file could name pid 0 or -1 (a process group) or one too big for os.kill.
+            run.pid = pid if type(pid) is int and 0 < pid < _MAX_PID else None
             run.host = attributes.get(_keys.HOST_NAME)
             if run.ended is None and not run.lost:
                 changes.append(Change("started", run))

@@ -17,9 +17,10 @@ import binascii
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 __all__ = [
+    "MALFORMED",
     "FlatEvent",
     "FlatLink",
     "FlatLog",
@@ -29,8 +30,16 @@ __all__ = [
     "iter_logs",
     "iter_resources",
     "iter_spans",
+    "parse_line",
     "read_records",
 ]
+
+
+MALFORMED: Final = (TypeError, ValueError, AttributeError, KeyError, RecursionError, OverflowError)
+"""What :func:`iter_spans` and :func:`iter_logs` raise on JSON that is not OTLP (``{"resourceSpans": 5}``, a
+timestamp that is not a number, nesting deeper than the stack): catch these to skip such a record."""
+
+_MAX_NANOS: Final = 2**64  # OTLP timestamps are fixed64
 
 
 class FlatEvent(TypedDict):
@@ -90,19 +99,25 @@ class FlatLog(TypedDict):
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield each JSON object in the OTLP/JSON lines file at ``path``.
 
-    Blank, truncated or otherwise unparsable lines (a writer killed mid-line, a foreign line) are
-    skipped. A missing file raises ``FileNotFoundError``.
+    Blank, truncated or otherwise unparsable lines (a writer killed mid-line, a foreign line, brackets
+    nested deeper than the parser goes) are skipped. A missing file raises ``FileNotFoundError``.
     """
     with Path(path).open("rb") as lines:
         for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                continue
-            if isinstance(record, dict):
+            record = parse_line(line)
+            if record is not None:
                 yield record
+
+
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on ``line``; ``None`` for a blank line, a line that is not JSON, or not an object."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, nesting too deep
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def iter_resources(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -124,7 +139,11 @@ def _scoped(
 
 
 def iter_spans(record: Mapping[str, Any]) -> Iterator[FlatSpan]:
-    """The spans of one OTLP/JSON ``TracesData`` object, flattened."""
+    """The spans of one OTLP/JSON ``TracesData`` object, flattened.
+
+    Raises one of :data:`MALFORMED` when the object is not OTLP (a timestamp that is not a whole number
+    of nanoseconds within ``fixed64``, a list that is not a list...).
+    """
     for resource, scope, span in _scoped(record, "resourceSpans", "scopeSpans", "spans"):
         status = span.get("status", {})
         yield FlatSpan(
@@ -133,15 +152,15 @@ def iter_spans(record: Mapping[str, Any]) -> Iterator[FlatSpan]:
             parent_span_id=_hex_id(span.get("parentSpanId")),
             name=str(span.get("name", "")),
             kind=int(span.get("kind", 0)),
-            start_ns=int(span.get("startTimeUnixNano", 0)),
-            end_ns=int(span.get("endTimeUnixNano", 0)),
+            start_ns=_nanos(span.get("startTimeUnixNano", 0)),
+            end_ns=_nanos(span.get("endTimeUnixNano", 0)),
             status_code=int(status.get("code", 0)),
             status_message=str(status.get("message", "")),
             attributes=decode_attributes(span.get("attributes")),
             events=[
                 FlatEvent(
                     name=str(event.get("name", "")),
-                    time_ns=int(event.get("timeUnixNano", 0)),
+                    time_ns=_nanos(event.get("timeUnixNano", 0)),
                     attributes=decode_attributes(event.get("attributes")),
                 )
                 for event in span.get("events", ())
@@ -160,12 +179,12 @@ def iter_spans(record: Mapping[str, Any]) -> Iterator[FlatSpan]:
 
 
 def iter_logs(record: Mapping[str, Any]) -> Iterator[FlatLog]:
-    """The log records of one OTLP/JSON ``LogsData`` object, flattened."""
+    """The log records of one OTLP/JSON ``LogsData`` object, flattened (raises as :func:`iter_spans` does)."""
     for resource, scope, log in _scoped(record, "resourceLogs", "scopeLogs", "logRecords"):
-        observed_ns = int(log.get("observedTimeUnixNano", 0))
+        observed_ns = _nanos(log.get("observedTimeUnixNano", 0))
         yield FlatLog(
             # The log data model: when a record has no event time, use its observed time.
-            time_ns=int(log.get("timeUnixNano", 0)) or observed_ns,
+            time_ns=_nanos(log.get("timeUnixNano", 0)) or observed_ns,
             observed_time_ns=observed_ns,
             severity_number=int(log.get("severityNumber", 0)),
             severity_text=str(log.get("severityText", "")),
@@ -204,6 +223,14 @@ _SCALAR_DECODERS: dict[str, Callable[[Any], Any]] = {
     "doubleValue": float,  # also "NaN", "Infinity", "-Infinity"
     "bytesValue": base64.b64decode,  # only ids are hex; other bytes stay base64
 }
+
+
+def _nanos(value: Any) -> int:
+    """A timestamp: a whole number of nanoseconds (a decimal string or a number) that fits ``fixed64``."""
+    nanos = int(value)
+    if not 0 <= nanos < _MAX_NANOS:
+        raise ValueError(f"timestamp out of range: {nanos}")
+    return nanos
 
 
 def _hex_id(value: Any) -> str | None:

@@ -78,6 +78,27 @@ class _Fault:
     message: str
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """An accepted request answered with an OTLP partial success, or (HTTP) a body that is not OTLP."""
+
+    rejected: int
+    message: str
+    garbage: bool = False
+
+    def response(self, signal: Signal, count: int) -> Message:
+        """The partial-success response to a request of ``count`` items."""
+        response = _RESPONSE_TYPES[signal]()
+        rejected = min(self.rejected, count)
+        if rejected:
+            partial = response.partial_success  # type: ignore[attr-defined]
+            setattr(partial, "rejected_spans" if signal == "traces" else "rejected_log_records", rejected)
+            partial.error_message = self.message
+        return response
+
+
+_GARBAGE: Final = b"\xff\xffthis is not an OTLP response"
+
 _SHUTTING_DOWN: Final = _Fault(grpc.StatusCode.UNAVAILABLE, 503, None, "OtlpReceiver is shutting down")
 
 
@@ -99,6 +120,7 @@ class OtlpReceiver:
         self._requests: Counter[str] = Counter()
         self._fault: _Fault | None = None
         self._fault_remaining: int | None = None
+        self._reply: _Reply | None = None
         self._delay = 0.0
         self._stopping = threading.Event()
         self._lifecycle = threading.Lock()
@@ -301,6 +323,22 @@ class OtlpReceiver:
         with self._cond:
             self._fault, self._fault_remaining = fault, times
 
+    def reject_partially(
+        self, rejected: int, message: str = "rejected by OtlpReceiver.reject_partially()"
+    ) -> None:
+        """Accept every request but answer with an OTLP partial success: its last ``rejected`` items (spans or
+        log records) are rejected and not recorded, ``message`` says why. Until :meth:`recover`."""
+        if rejected < 1:
+            raise ValueError(f"rejected must be at least 1, got {rejected!r}")
+        with self._cond:
+            self._reply = _Reply(rejected, message)
+
+    def reply_garbage(self) -> None:
+        """Answer every OTLP/HTTP request ``200 OK`` with a body that is not an OTLP response (the data is
+        recorded). gRPC requests are answered as usual. Until :meth:`recover`."""
+        with self._cond:
+            self._reply = _Reply(0, "", garbage=True)
+
     def delay(self, seconds: float) -> None:
         """Answer every request ``seconds`` late (0 to answer at once again)."""
         if seconds < 0:
@@ -309,9 +347,9 @@ class OtlpReceiver:
             self._delay = seconds
 
     def recover(self) -> None:
-        """Cancel :meth:`fail` and :meth:`delay`."""
+        """Cancel :meth:`fail`, :meth:`delay`, :meth:`reject_partially` and :meth:`reply_garbage`."""
         with self._cond:
-            self._fault = self._fault_remaining = None
+            self._fault = self._fault_remaining = self._reply = None
             self._delay = 0.0
 
     # -- request handling, shared by both transports ---------------------------------------------
@@ -322,8 +360,9 @@ class OtlpReceiver:
         transport: str,
         decode: Callable[[], dict[str, Any]],
         headers: dict[str, str] | None = None,
-    ) -> _Fault | None:
-        """Record one export request unless a fault rejects it; return that fault.
+    ) -> _Fault | Message | bytes:
+        """Record one export request unless a fault rejects it; return that fault, or the response
+        (a message, or for :meth:`reply_garbage` the raw bytes of a body that is not one).
 
         ``decode`` gives the request in OTLP/JSON form and raises one of ``_BAD_DATA`` on bad input.
         """
@@ -342,6 +381,15 @@ class OtlpReceiver:
         spans = list(iter_spans(record))
         logs = list(iter_logs(record))
         with self._cond:
+            reply = self._reply
+        response: Message | bytes = _RESPONSE_TYPES[signal]()
+        if reply is not None and not reply.garbage:
+            items = spans if signal == "traces" else logs
+            response = reply.response(signal, len(items))
+            del items[max(0, len(items) - reply.rejected) :]
+        elif reply is not None and transport == "http":
+            response = _GARBAGE
+        with self._cond:
             self._spans.extend(spans)
             self._logs.extend(logs)
             self._resources.extend(
@@ -350,7 +398,7 @@ class OtlpReceiver:
             self._headers.append({name.lower(): value for name, value in (headers or {}).items()})
             self._requests[f"{transport}/{signal}"] += 1
             self._cond.notify_all()
-        return None
+        return response
 
     def _take_fault(self) -> _Fault | None:
         fault = self._fault
@@ -360,11 +408,12 @@ class OtlpReceiver:
                 self._fault = self._fault_remaining = None
         return fault
 
-    def _export_grpc(self, signal: Signal, request: Message, context: grpc.ServicerContext) -> None:
+    def _export_grpc(self, signal: Signal, request: Message, context: grpc.ServicerContext) -> Message:
         metadata = {str(key): str(value) for key, value in context.invocation_metadata() or ()}
         fault = self._receive(signal, "grpc", lambda: to_otlp_json(request), metadata)
-        if fault is None:
-            return
+        if isinstance(fault, Message):
+            return fault
+        assert isinstance(fault, _Fault)  # bytes are for HTTP only
         if fault.retry_after is not None:
             delay = Duration()
             delay.FromNanoseconds(round(fault.retry_after * 1e9))
@@ -372,6 +421,7 @@ class OtlpReceiver:
                 ((_RETRY_INFO_KEY, RetryInfo(retry_delay=delay).SerializeToString()),)
             )
         context.abort(fault.grpc_code, fault.message)
+        raise AssertionError("unreachable: abort() raises")  # pragma: no cover
 
 
 OtlpReceiver.__module__ = "otel_runtime.testing"

@@ -55,7 +55,6 @@ _RETRY_INFO_KEY: Final = "google.rpc.retryinfo-bin"
 _BAD_DATA: Final = (ValueError, DecodeError, ParseError, OSError, EOFError, zlib.error)
 
 
-
 def known_port(port: int) -> int:
     if not port:
         raise RuntimeError("OtlpReceiver has no port yet: call start() first")
@@ -69,8 +68,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(  # noqa: N802 - the name the generated gRPC servicer defines
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
-        self._receiver._export_grpc("traces", request, context)
-        return ExportTraceServiceResponse()
+        return self._receiver._export_grpc("traces", request, context)  # type: ignore[return-value]
 
 
 class LogsService(logs_service_pb2_grpc.LogsServiceServicer):
@@ -80,8 +78,7 @@ class LogsService(logs_service_pb2_grpc.LogsServiceServicer):
     def Export(  # noqa: N802 - the name the generated gRPC servicer defines
         self, request: ExportLogsServiceRequest, context: grpc.ServicerContext
     ) -> ExportLogsServiceResponse:
-        self._receiver._export_grpc("logs", request, context)
-        return ExportLogsServiceResponse()
+        return self._receiver._export_grpc("logs", request, context)  # type: ignore[return-value]
 
 
 class HttpServer(ThreadingHTTPServer):
@@ -168,8 +165,15 @@ class _HttpHandler(BaseHTTPRequestHandler):
             message = f"bad OTLP request: {error}"
             self._fail(HTTPStatus.BAD_REQUEST, Code.INVALID_ARGUMENT, message, is_json=is_json)
             return
-        if fault is None:
-            self._reply(HTTPStatus.OK, _RESPONSE_TYPES[signal](), is_json=is_json)
+        if isinstance(fault, bytes):  # OtlpReceiver.reply_garbage()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(fault)))
+            self.end_headers()
+            self.wfile.write(fault)
+            return
+        if isinstance(fault, Message):
+            self._reply(HTTPStatus.OK, fault, is_json=is_json)
             return
         headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
         self._fail(fault.http_status, Code.UNAVAILABLE, fault.message, is_json=is_json, headers=headers)
@@ -209,4 +213,3 @@ def _decode_http_body(signal: Signal, body: bytes, encoding: str, *, is_json: bo
     # JSON goes through the protobuf message too, so it is validated and normalized alike.
     message = from_otlp_json(json.loads(body), request_type) if is_json else request_type.FromString(body)
     return to_otlp_json(message)
-

@@ -22,10 +22,12 @@ from typing import Any, Final
 
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import StatusCode
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._tools.otlp_read import FlatSpan
+from otel_runtime._tools.printable import printable
 
 __all__ = ["RunInfo", "RunNode", "Style", "build_forest", "find_flow_runs", "format_duration", "render"]
 
@@ -36,6 +38,16 @@ _RED: Final = "\033[31m"
 _YELLOW: Final = "\033[33m"
 _DIM: Final = "\033[2m"
 _RESET: Final = "\033[0m"
+
+
+def _with_error_type(message: str, error_type: object) -> str:
+    """``"ValueError: boom"``: the span status holds the message alone, ``error.type`` the type."""
+    if not isinstance(error_type, str) or not error_type or message.startswith(_CANCELLED_PREFIX):
+        return message
+    short = error_type.rsplit(".", 1)[-1]
+    if message.startswith(f"{short}:") or message == short:
+        return message  # written before the status held the message alone
+    return f"{short}: {message}" if message else short
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,13 +138,16 @@ class RunInfo:
         version = attributes.get(_keys.DEPLOYMENT_VERSION)
         if deployment is not None and version is not None:
             deployment = f"{deployment} v{version}"
+        message = (
+            "" if status == "COMPLETED" else _with_error_type(status_message, attributes.get(ERROR_TYPE))
+        )
         return cls(
             kind=_keys.RUN_TYPE_FLOW if is_flow else _keys.RUN_TYPE_TASK,
             name=str(name),
             run_name=str(attributes.get(_keys.FLOW_RUN_NAME if is_flow else _keys.TASK_RUN_NAME, "")),
             run_id=str(attributes.get(_keys.FLOW_RUN_ID if is_flow else _keys.TASK_RUN_ID, "")),
             status=status,
-            message=status_message if status != "COMPLETED" else "",
+            message=message,
             duration_ns=duration_ns,
             attempts=max(int(run_count) if isinstance(run_count, int) else 1, retry_events + 1),
             deployment=None if deployment is None else str(deployment),
@@ -164,27 +179,31 @@ class RunInfo:
         )
 
     def line(self, style: Style, *, show_deployment: bool = True, show_id: bool = True) -> str:
-        """One line: mark, kind and name, run name, status and duration, retries, deployment, id."""
+        """One line: mark, kind and name, run name, status and duration, retries, deployment, id.
+
+        Every text from the run (names, the message, the deployment) is escaped (``_tools.printable``):
+        a newline or an ESC in it is shown as ``\\n`` or ``\\x1b``, never sent to the terminal.
+        """
         dot = style.dot
         named = f" ({self.state_name})" if self.state_name and self.state_name.upper() != self.status else ""
-        outcome = f"{self.status}{named} in {format_duration(self.duration_ns)}"
+        outcome = printable(f"{self.status}{named}") + f" in {format_duration(self.duration_ns)}"
         if self.message:
-            outcome += f": {self.message}"
+            outcome += f": {printable(self.message)}"
         if self.status in _WAITING:
             outcome = style.paint(outcome, _YELLOW)
         elif self.status != "COMPLETED":
             outcome = style.paint(outcome, _RED)
-        fields = [f"{style.marks.get(self.status, '?')} {self.kind} {self.name}"]
+        fields = [f"{style.marks.get(self.status, '?')} {self.kind} {printable(self.name)}"]
         if self.run_name:
-            fields.append(self.run_name)
+            fields.append(printable(self.run_name))
         fields.append(outcome)
         if self.attempts > 1:
             retries = self.attempts - 1
             fields.append(style.paint(f"retried {retries}x", _YELLOW))
         if show_deployment and self.deployment:
-            fields.append(f"deployment {self.deployment}")
+            fields.append(f"deployment {printable(self.deployment)}")
         if show_id and self.run_id:
-            fields.append(style.paint(f"id {self.run_id}", _DIM))
+            fields.append(style.paint(f"id {printable(self.run_id)}", _DIM))
         return dot.join(fields)
 
 
@@ -274,10 +293,10 @@ def find_flow_runs(roots: Sequence[RunNode], flow_run_id: str) -> list[RunNode]:
 def _header(root: RunNode, style: Style) -> str:
     span = root.span
     started = datetime.fromtimestamp(span["start_ns"] / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    fields = [f"trace {span['trace_id']}", f"started {started.strip()}"]
+    fields = [f"trace {printable(span['trace_id'])}", f"started {started.strip()}"]
     service = span["resource"].get(SERVICE_NAME)
     if service:
-        fields.append(f"service {service}")
+        fields.append(f"service {printable(str(service))}")
     return style.paint(style.dot.join(fields), _DIM)
 
 

@@ -7,6 +7,8 @@ import traceback
 from pathlib import Path
 from typing import Final
 
+from otel_runtime._tools.printable import printable_lines
+
 __all__ = ["CliError", "print_user_traceback"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent.parent)
@@ -37,4 +39,5 @@ def print_user_traceback(error: BaseException) -> None:
             frames = [frame for frame in current.stack if not _is_ours(frame.filename)]
             current.stack = traceback.StackSummary.from_list(frames)
             pending += [current.__cause__, current.__context__]
-    sys.stderr.write("".join(report.format()))
+    # Its lines as Python prints them, but a message's ESC, OSC or carriage return is shown escaped.
+    sys.stderr.write(printable_lines("".join(report.format())))

@@ -13,6 +13,7 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._core.deployments import deployment
 from otel_runtime._engine.flows import Flow
 from otel_runtime._sdk.configure import latest
+from otel_runtime._tools.printable import printable
 from otel_runtime._tools.tree import RunInfo
 from otel_runtime.cli.errors import CliError, print_user_traceback
 from otel_runtime.cli.loading import find_flow, import_file, parse_target
@@ -67,8 +68,8 @@ def run_command(arguments: argparse.Namespace) -> int:
     style = terminal_style()
     progress = start_progress(telemetry, style)
     print(
-        f"running flow {flow.name}"
-        + (f" as deployment {arguments.deployment}" if arguments.deployment else "")
+        f"running flow {printable(flow.name)}"
+        + (f" as deployment {printable(arguments.deployment)}" if arguments.deployment else "")
     )
     failure: BaseException | None = None
     result: Any = None
@@ -89,9 +90,9 @@ def run_command(arguments: argparse.Namespace) -> int:
         if span.context is not None:
             print(f"trace id: {span.context.trace_id:032x}")
     elif failure is None:
-        print(f"flow {flow.name} finished")
+        print(f"flow {printable(flow.name)} finished")
     if failure is None and result is not None:
-        text = repr(result)
+        text = printable(repr(result))
         print(f"result: {text if len(text) <= 200 else text[:199] + '…'}")
     print(telemetry_destination(telemetry))
     if isinstance(failure, KeyboardInterrupt):

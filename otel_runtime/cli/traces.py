@@ -11,10 +11,11 @@ from pathlib import Path
 from otel_runtime._base import keys as _keys
 from otel_runtime._sdk.file_export import DEFAULT_TELEMETRY_PATH
 from otel_runtime._tools.follow import follow
-from otel_runtime._tools.otlp_read import iter_spans, read_records
-from otel_runtime._tools.tree import build_forest, find_flow_runs, render
+from otel_runtime._tools.printable import printable
+from otel_runtime._tools.trace_file import select_runs
+from otel_runtime._tools.tree import render
 from otel_runtime.cli.errors import CliError
-from otel_runtime.cli.terminal import terminal_style
+from otel_runtime.cli.terminal import PROGRAM, terminal_style
 from otel_runtime.environment_variables import OTEL_RUNTIME_TELEMETRY_FILE
 
 __all__ = ["traces_command"]
@@ -35,26 +36,35 @@ def traces_command(arguments: argparse.Namespace) -> int:
         hint = "pass --file" if arguments.file else "run a flow first (otel-runtime demo), or pass --file"
         raise CliError(f"no telemetry file at {path}: {hint}", 1)
     try:
-        spans = [span for file in files for record in read_records(file) for span in iter_spans(record)]
+        selection = select_runs(files, last=arguments.last, flow_run=arguments.flow_run)
     except OSError as error:
         raise CliError(f"cannot read {path}: {error}", 1) from None
-    roots = build_forest(spans)
+    if selection.skipped_lines:
+        lines = _plural(selection.skipped_lines, "line")
+        print(
+            f"{PROGRAM} traces: skipped {lines} of {printable(str(path))} that are not OTLP/JSON spans",
+            file=sys.stderr,
+        )
+    selected = selection.roots
     if arguments.flow_run is not None:
-        selected = find_flow_runs(roots, arguments.flow_run)
         ids = {str(node.span["attributes"].get(_keys.FLOW_RUN_ID)) for node in selected}
         if not selected:
             raise CliError(f"no flow run {arguments.flow_run!r} in {path}", 1)
         if len(ids) > 1:
             raise CliError(
-                f"{arguments.flow_run!r} matches {len(ids)} flow runs: {', '.join(sorted(ids))}", 1
+                f"{arguments.flow_run!r} matches {len(ids)} flow runs: {printable(', '.join(sorted(ids)))}", 1
             )
-    else:
-        selected = roots[-arguments.last :]
-    if not roots:
-        print(f"no flow runs recorded in {path}")
+    if not selected:
+        print(f"no flow runs recorded in {printable(str(path))}")
         return 0
     for line in render(selected, terminal_style()):
         print(line)
-    if arguments.flow_run is None and len(selected) < len(roots):
-        print(f"\n(the last {len(selected)} of {len(roots)} runs in {path}; --last N shows more)")
+    if selection.more:
+        runs = _plural(len(selected), "run")
+        traces = _plural(selection.traces, "trace")
+        print(f"\n(the last {runs} of {traces} in {printable(str(path))}; --last N shows more)")
     return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from otel_runtime._base.environ import live_reader, parse_bool
+from otel_runtime._base.guard import warn_once
 from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX, PREFECT_RUNTIME_OVERRIDE_PREFIX
 
 __all__ = ["cast_override", "lazy_module"]
@@ -24,20 +25,29 @@ def cast_override(qualified_name: str, raw: str, real: Any) -> Any:
 
     ``bool`` is true only for ``"true"`` (any case); ``int``, ``float``, ``str`` and ISO 8601 datetimes
     (naive means UTC) are parsed; an empty real value gives ``raw`` itself. Lists and dicts cannot be
-    overridden: ``ValueError``.
+    overridden: ``ValueError``. A value that does not parse (``run_count=abc``) is dropped, with one
+    warning per attribute: the accessor answers with the real value and never raises for it.
     """
     if real is None:
         return raw
-    if isinstance(real, bool):
-        return parse_bool(raw, default=False)
-    if isinstance(real, (int, float)):
-        return type(real)(raw)
-    if isinstance(real, datetime):
-        return _parse_datetime(raw)
     if isinstance(real, (list, dict, tuple, set, Mapping)):
         raise ValueError(  # noqa: TRY004 - DESIGN: overriding a list or dict is a ValueError
             f"{qualified_name} cannot be mocked: it is a {type(real).__name__}"
         )
+    try:
+        if isinstance(real, bool):
+            return parse_bool(raw, default=False)
+        if isinstance(real, (int, float)):
+            return type(real)(raw)
+        if isinstance(real, datetime):
+            return _parse_datetime(raw)
+    except (ValueError, OverflowError) as error:
+        warn_once(
+            f"runtime-override:{qualified_name}",
+            f"otel_runtime ignores the override of runtime.{qualified_name}: {raw!r} is not a "
+            f"{type(real).__name__} ({error})",
+        )
+        return real
     return raw
 
 

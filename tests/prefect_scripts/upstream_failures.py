@@ -76,6 +76,8 @@ def allowed():
     upstream = fails_and_passes_data.submit()
     blocked = task_d.submit(wait_for=[upstream])
     tolerant = task_d.submit(wait_for=[allow_failure(upstream)])
+    blocked.wait()  # a future's state is Pending until its run ends: read them once they have
+    tolerant.wait()
     return cleanup(allow_failure(upstream)), blocked.state.name, tolerant.state.name
 
 

@@ -154,6 +154,11 @@ def outage_warnings(records: list[logging.LogRecord]) -> list[str]:
     return [r.getMessage() for r in records if r.getMessage().startswith("otel_runtime could not export")]
 
 
+def overload_warnings(records: list[logging.LogRecord]) -> list[str]:
+    messages = [record.getMessage() for record in records]
+    return [message for message in messages if "export queue" in message and "is full" in message]
+
+
 def shutdown_lines(records: list[logging.LogRecord]) -> list[str]:
     return [r.getMessage() for r in records if r.getMessage().startswith("otel_runtime dropped")]
 
@@ -365,15 +370,15 @@ def test_full_export_queue_counts_each_refused_span_at_once_with_one_warning(
     export_logs: Callable[[], list[logging.LogRecord]],
 ) -> None:
     """A queue of 8 spans in front of a stalled export: spans that find it full are counted dropped as they
-    end (the SDK's "Queue full" warning, once per span, stays at DEBUG); one warning in all; after
-    recovery and shutdown, exported + dropped accounts for every span that ended."""
+    end (they never reach the SDK's queue, whose "Queue full" warning would come once per span); one
+    overload warning in all; after recovery and shutdown, exported + dropped accounts for every span."""
     built = make_pipeline("grpc", timeout=5.0, max_queue_size=8, max_export_batch_size=4)
     receiver.delay(1.0)
     for _ in range(5):
         assert pipeline(3) == 6
     health = built.processor.health
     assert health.dropped > 0, health
-    assert len(outage_warnings(export_logs())) == 1
+    assert len(overload_warnings(export_logs())) == 1
     receiver.recover()
     time.sleep(0.2)
     built.processor.force_flush()
@@ -382,8 +387,8 @@ def test_full_export_queue_counts_each_refused_span_at_once_with_one_warning(
     assert health.exported + health.dropped == health.ended, health
     assert len(receiver.spans()) == health.exported
     records = export_logs()
-    assert len(outage_warnings(records)) == 1 and len(shutdown_lines(records)) == 1
-    assert len(records) == 2, [r.getMessage() for r in records]
+    assert len(overload_warnings(records)) == 1 and not outage_warnings(records)
+    assert len(records) <= 2, [r.getMessage() for r in records]  # and a shutdown line if any was dropped
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -8,6 +8,10 @@ whole process. Baggage carries run identity only, never a parameter.
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from otel_runtime import configure, flow, propagation, task
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings as runtime_settings
 from otel_runtime._core.parameters import MAX_REPR_LENGTH, REDACTED, safe_repr
+from otel_runtime._sdk.file_export import JsonLinesWriter
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import CapturedSpans, capture_spans, use_logger_provider
 
@@ -121,6 +126,33 @@ def test_secret_keys_nested_in_mapping_parameters_are_redacted(spans: CapturedSp
     )
     assert recorded["payload"] == "{'token': [REDACTED]}"
     assert recorded["host"] == "'db.local'"
+
+
+@pytest.mark.parametrize(
+    "key", ["X-Api-Key", "api-key", "private-key", "Access-Key", "X-Session-Key", "x-api.key", "Api Key"]
+)
+def test_hyphenated_secret_keys_as_in_http_headers_are_redacted(key: str, spans: CapturedSpans) -> None:
+    """HTTP header dicts spell keys with hyphens: ``headers={"X-Api-Key": ...}`` (or ``api-key``,
+    ``private-key``, ``Access-Key``, ``api.key``, ``Api Key``) is redacted like ``api_key``, in a task's
+    parameter as in a flow's; the other headers are kept."""
+
+    @task
+    def call(headers: dict[str, str]) -> int:
+        return len(headers)
+
+    @flow
+    def fetch(headers: dict[str, str]) -> int:
+        return call(headers)
+
+    headers = {"Accept": "application/json", key: SECRET}
+    assert fetch(headers) == 2
+    for name, prefix in (
+        ("flow fetch", _keys.FLOW_RUN_PARAMETER_PREFIX),
+        ("task call", _keys.TASK_RUN_PARAMETER_PREFIX),
+    ):
+        recorded = parameters_of(spans.find(name), prefix)
+        assert recorded["headers"] == f"{{'Accept': 'application/json', {key!r}: {REDACTED}}}"
+        assert SECRET not in str(recorded)
 
 
 @task
@@ -293,3 +325,35 @@ def test_baggage_never_carries_parameters(propagators: str) -> None:
         assert SECRET not in str(carrier)
     assert baggage_keys(seen["env"]["BAGGAGE"]) <= set(_keys.BAGGAGE_KEYS)
     assert SECRET not in str(seen["env"]) and SECRET not in str(seen["log"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_the_telemetry_file_and_its_folder_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """A flow run in a child process (umask 022, as on most systems) creates ``.otel_runtime`` 0700 and
+    ``telemetry.jsonl`` 0600: the log records and exception messages in it are not for other users;
+    a rotated file and the new one after it keep 0600."""
+    script = tmp_path / "flows.py"
+    script.write_text(
+        "import os\nos.umask(0o022)\n"
+        "from otel_runtime import configure, flow\n"
+        "@flow\ndef secretive() -> None:\n    raise ValueError('the message may hold a secret')\n"
+        "configure()\ntry:\n    secretive()\nexcept ValueError:\n    pass\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True, timeout=60)
+    folder = tmp_path / ".otel_runtime"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    written = folder / "telemetry.jsonl"
+    assert "the message may hold a secret" in written.read_text()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+
+    old = os.umask(0o022)
+    try:
+        writer = JsonLinesWriter(tmp_path / "rotating" / "t.jsonl", max_bytes=100)
+        for _ in range(3):
+            assert writer.write_line("x" * 60)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(writer.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(writer.rotated_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(writer.path.parent.stat().st_mode) == 0o700
