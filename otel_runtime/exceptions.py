@@ -10,6 +10,10 @@
     ├── UnfinishedRun      result() of a state that is not final (``NotReady``, ``Pending``)
     ├── MissingResult      a COMPLETED state that holds no result
     └── UpstreamTaskError  an upstream run did not complete, so this one did not start
+
+    TimeoutError
+    ├── TaskRunTimeoutError  a task run exceeded its timeout_seconds (Prefect: ``prefect.task_engine``)
+    └── FlowRunTimeoutError  a flow run exceeded its timeout_seconds (Prefect: ``prefect.flow_engine``)
 """
 
 from otel_runtime._engine.exceptions import (
@@ -23,16 +27,20 @@ from otel_runtime._engine.exceptions import (
     UnfinishedRun,
     UpstreamTaskError,
 )
+from otel_runtime._engine.timeouts import FlowRunTimeoutError, TaskRunTimeoutError
 
-# The names of ``_engine.exceptions.__all__``, listed again so the public surface reads at a glance.
+# The names of ``_engine.exceptions.__all__`` and the two timeouts, listed again so the public surface
+# reads at a glance.
 __all__ = [
     "CancelledRun",
     "CrashedRun",
     "FailedRun",
+    "FlowRunTimeoutError",
     "MissingResult",
     "OtelRuntimeError",
     "PausedRun",
     "PrefectException",
+    "TaskRunTimeoutError",
     "UnfinishedRun",
     "UpstreamTaskError",
 ]

@@ -1,4 +1,5 @@
-"""Task helpers, as Prefect's ``prefect.tasks``: ``task_input_hash`` for ``cache_key_fn=``.
+"""Task helpers, as Prefect's ``prefect.tasks``: ``task_input_hash`` for ``cache_key_fn=``,
+``exponential_backoff`` for ``retry_delay_seconds=``.
 
 ::
 
@@ -10,5 +11,9 @@
 """
 
 from otel_runtime._engine.cache_keys import task_input_hash
+from otel_runtime._engine.retry import exponential_backoff
 
-__all__ = ["task_input_hash"]
+__all__ = [
+    "exponential_backoff",
+    "task_input_hash",
+]

@@ -217,6 +217,57 @@ def test_the_run_logger_is_exported_with_trace_ids_by_configure(tmp_path: Path) 
     assert logs[5]["attributes"]["exception.type"] == "KeyError"
 
 
+def test_timeouts_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> None:
+    """``timeout_seconds`` stops a sync flow on the main thread mid-``time.sleep``, a called task and an
+    async task, raising ``TimeoutError`` in the caller with Prefect's ``TimedOut`` state and messages;
+    a timed-out attempt is retried; a submitted task's blocking call ends first, then it times out."""
+    out = run_script("timeouts.py", tmp_path)
+    assert "I will execute" in out
+    assert "I will not execute" not in out
+    assert "show_timeouts raised: FlowRunTimeoutError: Scope timed out after 0.5 second(s).\n" in out
+    assert "show_timeouts state: FAILED TimedOut Flow run exceeded timeout of 0.5 second(s)\n" in out
+    # the run logger's line, on stderr
+    logged = r"\| ERROR   \| Flow run '[\w-]+' - Flow run exceeded timeout of 0\.5 second"
+    assert re.search(logged, out)
+    assert "slow_task raised: TaskRunTimeoutError: Scope timed out after 0.3 second(s).\n" in out
+    assert "slow_task state: FAILED TimedOut Task run exceeded timeout of 0.3 second(s)\n" in out
+    assert "retried: done on attempt 2\n" in out
+    assert "submitted state: TimedOut Task run exceeded timeout of 0.2 second(s)\n" in out
+    assert "flow finished\n" in out
+    assert "slow_async_task raised: TaskRunTimeoutError\n" in out
+    assert "took under 5 s: True\n" in out
+
+
+def test_retry_options_as_in_the_retries_docs(tmp_path: Path) -> None:
+    """``retry_condition_fn`` decides from the failed state (retry a 500, not a 404 or a connection
+    error); a condition that raises is logged and stops the retries; ``exponential_backoff`` gives
+    Prefect's delays, jittered by ``retry_jitter_factor``; a list of delays is used in order; each
+    retry logs Prefect's line."""
+    out = run_script("retry_options.py", tmp_path)
+    assert "exponential_backoff(10)(3): [10, 20, 40]\n" in out
+    assert "status 500 ok on attempt 3\n" in out
+    for name in ("404", "connect", "guarded", "melancholic"):
+        assert f"{name}: FAILED Failed\n" in out
+    assert "An error was encountered while running `retry_condition_fn` check 'broken_handler'" in out
+    assert (
+        "Task run failed with exception: HTTPStatusError('HTTP 500') - Retry 1/2 will start immediately"
+        in out
+    )
+    assert "Retry 4/4 will start 0.08 second(s) from now" in out
+    assert "backed off\n" in out
+    assert "backoff took under 2 s: True\n" in out
+    expected = [
+        ("backoff", 4),
+        ("connect", 1),
+        ("guarded", 1),
+        ("melancholic", 5),
+        ("status 404", 1),
+        ("status 500", 3),
+    ]
+    assert f"attempts: {expected}\n" in out
+    assert "delays kept: [0.05, 0.1, 0.2]\n" in out
+
+
 def test_task_caching_as_in_the_caching_docs_and_across_two_processes(tmp_path: Path) -> None:
     """``persist_result=True`` (``DEFAULT``) caches within a flow run; ``INPUTS``, ``INPUTS - "debug"``,
     ``TASK_SOURCE``, ``FLOW_PARAMETERS``, a ``cache_key_fn`` and ``task_input_hash`` cache across runs

@@ -73,6 +73,12 @@ __all__ = [
     "PROMETHEUS_RUNS_ACTIVE",
     "PROMETHEUS_RUNS_FINISHED",
     "PROMETHEUS_RUN_DURATION",
+    "RETRY_BASE_DELAY_SECONDS",
+    "RETRY_CONDITION",
+    "RETRY_DECLINED_BY_CONDITION",
+    "RETRY_DECLINED_CONDITION_RAISED",
+    "RETRY_DECLINED_EVENT",
+    "RETRY_DECLINED_REASON",
     "RETRY_DELAY_SECONDS",
     "RETRY_EVENT",
     "RETRY_FAILED_ATTEMPT",
@@ -98,6 +104,10 @@ __all__ = [
     "TASK_RUN_STATE_TYPE",
     "TASK_RUN_TAGS",
     "TASK_SPAN_PREFIX",
+    "TIMED_OUT_STATE_NAME",
+    "TIMEOUT_ATTEMPT",
+    "TIMEOUT_EVENT",
+    "TIMEOUT_SECONDS",
 ]
 
 # Baggage: the identity that travels with the work. Also span attributes of the same name.
@@ -165,6 +175,12 @@ come from the OpenTelemetry semantic conventions)."""
 
 RETRY_EVENT: Final = "retry"
 """Span event added after a failed attempt that will be retried."""
+RETRY_DECLINED_EVENT: Final = "retry.declined"
+"""Span event added after a failed attempt with retries left that ``retry_condition_fn`` did not retry."""
+TIMEOUT_EVENT: Final = "timeout"
+"""Span event added when an attempt exceeds the run's ``timeout_seconds``."""
+TIMED_OUT_STATE_NAME: Final = "TimedOut"
+"""The state name (type ``FAILED``) of a run that a ``TimeoutError`` ended, as Prefect names it."""
 
 # State hooks: one span event per hook run, on the span of the run whose state it answered.
 HOOK_EVENT: Final = "otel_runtime.hook"
@@ -242,7 +258,21 @@ LOG_TASK_NAME: Final = "task_name"
 RETRY_DELAY_SECONDS: Final = "otel_runtime.retry.delay_seconds"
 """Attribute of the ``retry`` event: seconds until the next attempt starts."""
 RETRY_FAILED_ATTEMPT: Final = "otel_runtime.retry.failed_attempt"
-"""Attribute of the ``retry`` event: the run count of the attempt that failed."""
+"""Attribute of the ``retry`` and ``retry.declined`` events: the run count of the attempt that failed."""
+RETRY_BASE_DELAY_SECONDS: Final = "otel_runtime.retry.base_delay_seconds"
+"""Attribute of the ``retry`` event of a task with ``retry_jitter_factor``: the delay before jitter."""
+RETRY_CONDITION: Final = "otel_runtime.retry.condition"
+"""Attribute of the ``retry`` and ``retry.declined`` events: the ``retry_condition_fn`` that decided."""
+RETRY_DECLINED_REASON: Final = "otel_runtime.retry.declined_reason"
+"""Attribute of the ``retry.declined`` event: one of the ``RETRY_DECLINED_*`` values."""
+RETRY_DECLINED_BY_CONDITION: Final = "condition_false"
+"""``retry_condition_fn`` returned a false value."""
+RETRY_DECLINED_CONDITION_RAISED: Final = "condition_raised"
+"""``retry_condition_fn`` raised (logged; the run is not retried, as in Prefect)."""
+TIMEOUT_SECONDS: Final = "otel_runtime.timeout.seconds"
+"""Attribute of the ``timeout`` event: the run's ``timeout_seconds``."""
+TIMEOUT_ATTEMPT: Final = "otel_runtime.timeout.attempt"
+"""Attribute of the ``timeout`` event: the run count of the attempt that timed out."""
 
 RUN_LOGGER_NAME: Final = "otel_runtime.run"
 """The logger name of ``get_run_logger()`` and of captured prints (the ``logger`` of their lines)."""

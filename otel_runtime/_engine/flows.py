@@ -21,6 +21,7 @@ from otel_runtime._engine.run_context import FlowRunContext
 from otel_runtime._engine.run_kinds import FLOW
 from otel_runtime._engine.runs import Described, Runnable, RunScope
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
+from otel_runtime._engine.timeouts import FlowRunTimeoutError
 
 __all__ = ["Flow", "flow"]
 
@@ -49,6 +50,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
     """A function whose every call is a flow run. Calling it runs it and returns its result."""
 
     kind = FLOW
+    _timeout_error = FlowRunTimeoutError
     _settle_always = True  # a flow's return value decides its state (futures in it are waited for)
 
     def __init__(
@@ -61,6 +63,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         tags: Sequence[str] = (),
         retries: int = 0,
         retry_delay_seconds: float | Sequence[float] = 0,
+        timeout_seconds: float | None = None,
         log_prints: bool | None = None,
         task_runner: TaskRunner | None = None,
         record_parameters: bool = True,
@@ -86,6 +89,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
                 "on_crashed": on_crashed,
                 "on_running": on_running,
             },
+            timeout_seconds=timeout_seconds,
         )
         self.flow_run_name = flow_run_name
         self.version = version
@@ -173,6 +177,7 @@ def flow(
     tags: Sequence[str] = (),
     retries: int = 0,
     retry_delay_seconds: float | Sequence[float] = 0,
+    timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
@@ -192,6 +197,7 @@ def flow(
     tags: Sequence[str] = (),
     retries: int = 0,
     retry_delay_seconds: float | Sequence[float] = 0,
+    timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
@@ -220,6 +226,7 @@ def flow(
             tags=tags,
             retries=retries,
             retry_delay_seconds=retry_delay_seconds,
+            timeout_seconds=timeout_seconds,
             log_prints=log_prints,
             task_runner=task_runner,
             record_parameters=record_parameters,

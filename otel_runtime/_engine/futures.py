@@ -13,8 +13,10 @@ import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from otel_runtime._base.keys import TIMED_OUT_STATE_NAME
 from otel_runtime._engine import made
 from otel_runtime._engine.states import Cancelled, Crashed, Failed, Pending, Running, State, StateType
+from otel_runtime._engine.timeouts import RunTimeoutError
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
@@ -82,6 +84,12 @@ def failed_state(exc: BaseException, kind: str, task_run_id: str | None = None,
         return Cancelled(message=crash_message(exc), data=exc, state_details=details)
     if is_crash(exc):
         return Crashed(message=crash_message(exc), data=exc, state_details=details)
+    if isinstance(exc, TimeoutError):  # Prefect's ``TimedOut``, for its own time limit or any other
+        if isinstance(exc, RunTimeoutError):
+            message = f"{kind} run exceeded timeout of {exc.seconds} second(s)"
+        else:
+            message = f"{kind} run failed due to timeout: {exc!r}"
+        return Failed(message=message, data=exc, state_details=details, name=TIMED_OUT_STATE_NAME)
     separator = " " if kind == "Task" else ": "
     message = f"{kind} run encountered an exception{separator}{_describe(exc)}"
     return Failed(message=message, data=exc, state_details=details)

@@ -16,14 +16,22 @@ from typing import TYPE_CHECKING, Any, Final
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.run_logger import run_logger
+from otel_runtime._engine.run_log import engine_logger, log_line
 from otel_runtime._engine.states import State, StateType
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
 __all__ = [
-    "FLOW_HOOKS", "TASK_HOOKS", "FlowHookLists", "HookLists", "Hooks", "hook_name", "hooks_for", "run_hooks",
+    "FLOW_HOOKS",
+    "TASK_HOOKS",
+    "FlowHookLists",
+    "HookLists",
+    "Hooks",
+    "finish",
+    "hook_name",
+    "hooks_for",
+    "run_hooks",
 ]
 
 StateHook = Callable[[Any, Any, State[Any]], object]
@@ -131,19 +139,19 @@ def run_hooks(owner: Any, run: Any, state: State[Any], span: Span | None) -> Non
             _keys.HOOK_TYPE: kind,
             _keys.HOOK_STATE_NAME: state.name,
         }
-        logger = _logger()
-        _log(logger, "info", f"Running hook {name!r} in response to entering state {state.name!r}")
+        logger = engine_logger()
+        log_line(logger, "info", f"Running hook {name!r} in response to entering state {state.name!r}")
         try:
             outcome = hook(owner, run, state)
             if inspect.isawaitable(outcome):
-                _await(outcome)
+                finish(outcome)
         except Exception as exc:
             attributes[_keys.HOOK_OUTCOME] = _keys.HOOK_OUTCOME_FAILED
             attributes[_keys.HOOK_EXCEPTION_TYPE] = _qualified(type(exc))
-            _log(logger, "error", f"An error was encountered while running hook {name!r}", exc_info=True)
+            log_line(logger, "error", f"An error was encountered while running hook {name!r}", exc_info=True)
         else:
             attributes[_keys.HOOK_OUTCOME] = _keys.HOOK_OUTCOME_SUCCEEDED
-            _log(logger, "info", f"Hook {name!r} finished running successfully")
+            log_line(logger, "info", f"Hook {name!r} finished running successfully")
         if span is not None:
             try:
                 span.add_event(_keys.HOOK_EVENT, attributes)
@@ -151,40 +159,24 @@ def run_hooks(owner: Any, run: Any, state: State[Any], span: Span | None) -> Non
                 warn_once("hook-event", "otel_runtime could not record a hook event", exc_info=True)
 
 
-def _await(awaitable: Any) -> None:
-    """Run an async hook to its end (a hook of a sync run, or one awaited from a worker thread)."""
+def finish(awaitable: Any) -> Any:
+    """Run an awaitable (an async hook or retry condition) to its end from sync code, in a thread
+    of its own when an event loop is running here; its result."""
     import asyncio
 
-    async def wait() -> None:
-        await awaitable
+    async def wait() -> Any:
+        return await awaitable
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(wait())
-        return
+        return asyncio.run(wait())
     import concurrent.futures
     import contextvars
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop is running here: use another thread
-        pool.submit(contextvars.copy_context().run, asyncio.run, wait()).result()
+        return pool.submit(contextvars.copy_context().run, asyncio.run, wait()).result()
 
 
 def _qualified(kind: type[BaseException]) -> str:
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-
-
-def _logger() -> Any:
-    try:
-        return run_logger()
-    except Exception:
-        return None
-
-
-def _log(logger: Any, level: str, message: str, **kwargs: Any) -> None:
-    if logger is None:
-        return
-    try:
-        getattr(logger, level)(message, **kwargs)
-    except Exception:
-        warn_once("hook-log", "otel_runtime could not log a hook line", exc_info=True)

@@ -45,6 +45,7 @@ __all__ = [
     "prepare_worker",
     "register_worker_setup",
     "run_blocked",
+    "run_crashed",
     "run_task",
 ]
 
@@ -191,6 +192,21 @@ def run_task(call: RemoteCall) -> Any:
     finally:
         detach(token)
         _flush()
+
+
+def run_crashed(call: RemoteCall, crash: Exception) -> None:
+    """In the submitting process: record ``call`` as a run whose worker died, the death on its span.
+
+    Its worker cannot: it is gone (or, for a run still queued when the pool broke, never had one).
+    """
+    token = attach(_call_context(call))
+    try:
+        kwargs = {key: value for key, value in call.kwargs.items() if key != "wait_for"}
+        call.task._run_crashed(call.args, kwargs, call.task_run_id, crash)
+    except Exception:
+        warn_once("crashed-run", "otel_runtime could not record a task run whose worker died", exc_info=True)
+    finally:
+        detach(token)
 
 
 def run_blocked(call: RemoteCall, blocked: Exception) -> Any:

@@ -151,6 +151,19 @@ class RunFeatures(HookLists):
             kwargs = {key: resolve_inputs(value) for key, value in kwargs.items()}
         return args, kwargs
 
+    def _run_crashed(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str, crash: Exception
+    ) -> None:
+        """A run whose worker died (``BrokenProcessPool``, Dask's ``KilledWorker``): its one span, recorded
+        here in the submitting process, ``CRASHED`` with the death as its exception."""
+        scope: RunScope | None = self._start(args, kwargs, run_id, None, running=False)  # type: ignore[attr-defined]
+        if scope is None:
+            return
+        try:
+            scope.fail(crash)
+        finally:
+            scope.close(crash)
+
     def _run_blocked(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str, blocked: BlockedBy, control: Control
     ) -> Any:

@@ -8,7 +8,6 @@ from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core.exception_signal import record_exception as record_signal
 from otel_runtime._core.exception_text import exception_message
@@ -67,14 +66,6 @@ class RunScope:
         self.state: State[Any] | None = None
         self.result: Any
         self.state_error: BaseException | None
-
-    def retrying(self, exc: Exception, delay: float) -> None:
-        """A failed attempt that will be retried after ``delay`` seconds."""
-        record_exception(self.span, exc)
-        self.span.add_event(
-            _keys.RETRY_EVENT,
-            {_keys.RETRY_FAILED_ATTEMPT: self.record.run_count, _keys.RETRY_DELAY_SECONDS: delay},
-        )
 
     def fail(self, exc: BaseException) -> None:
         """The run ended by ``exc``: an error, or a cancellation (``KeyboardInterrupt`` and the like)."""

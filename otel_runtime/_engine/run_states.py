@@ -282,6 +282,8 @@ def close_state(scope: RunScope, exc: BaseException | None) -> None:
                 names = (StateType.CANCELLED.value, "Cancelled")
             elif is_crash(exc):
                 names = (StateType.CRASHED.value, "Crashed")
+            elif isinstance(exc, TimeoutError):
+                names = (StateType.FAILED.value, _keys.TIMED_OUT_STATE_NAME)
             else:
                 names = (StateType.FAILED.value, "Failed")
             span.set_attributes({type_key: names[0], name_key: names[1]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from opentelemetry import context as otel_context
@@ -16,13 +16,14 @@ from otel_runtime._engine.caching import TaskCache, call_cached, call_cached_asy
 from otel_runtime._engine.generator_runs import run_async_generator, run_generator
 from otel_runtime._engine.opening import Described, open_run
 from otel_runtime._engine.prints import capture_prints
-from otel_runtime._engine.retry import retry_policy
+from otel_runtime._engine.retry import RetryDelays, retry_policy
 from otel_runtime._engine.run_features import RunFeatures, needs_control, unwrap_method
 from otel_runtime._engine.run_kinds import TASK, RunKind
 from otel_runtime._engine.run_scope import RunScope
 from otel_runtime._engine.run_states import Control, on_start, settle_flow, settle_task, start_attributes
 from otel_runtime._engine.shapes import Shape, code_attributes, positional_names, shape_of
 from otel_runtime._engine.states import State
+from otel_runtime._engine.timeouts import RunTimeoutError, TaskRunTimeoutError
 
 __all__ = ["Described", "RunScope", "Runnable"]
 
@@ -37,6 +38,7 @@ class Runnable(RunFeatures, Generic[P, R]):
     """
 
     kind: ClassVar[RunKind] = TASK
+    _timeout_error: ClassVar[type[RunTimeoutError]] = TaskRunTimeoutError
     _cache: TaskCache | None = None
     """A task's cache options (``caching``); ``None`` for flows and for tasks that do not cache."""
 
@@ -46,16 +48,29 @@ class Runnable(RunFeatures, Generic[P, R]):
         *,
         name: str | None,
         retries: int,
-        retry_delay_seconds: float | Sequence[float],
+        retry_delay_seconds: RetryDelays,
         log_prints: bool | None,
         record_parameters: bool,
         description: str | None = None,
         hooks: dict[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: Callable[..., Any] | None = None,
     ) -> None:
         fn, self._method_kind = unwrap_method(fn)
         if not callable(fn):
             raise TypeError(f"expected a function to decorate, got {fn!r}")
-        self._retry = retry_policy(retries, retry_delay_seconds)
+        self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
+        self._retry, retry_delay_seconds = retry_policy(
+            retries,
+            retry_delay_seconds,
+            jitter=retry_jitter_factor,
+            condition=retry_condition_fn,
+            timeout=self.timeout_seconds,
+            timeout_error=self._timeout_error,
+        )
+        self.retry_jitter_factor = retry_jitter_factor
+        self.retry_condition_fn = retry_condition_fn
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import functools
 import importlib.util
 import pickle
 import threading
@@ -11,12 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from otel_runtime._engine.futures import is_crash
 from otel_runtime._engine.remote import (
     RemoteCall,
     WorkerSetup,
     default_worker_setup,
     prepare_worker,
     run_blocked,
+    run_crashed,
     run_task,
 )
 from otel_runtime._engine.resolution import BlockedBy, has_upstreams, resolve_inputs
@@ -100,14 +103,17 @@ class _OutOfProcessTaskRunner(TaskRunner):
         pickle.dumps(task)  # a task that cannot reach a worker fails here, in the caller
         call = RemoteCall(task, args, kwargs, task_run_id, self.configure_worker)
         if not has_upstreams((args, kwargs)):
-            return self._start(call)
-        with self._lock:
-            if self._waiting is None:
-                self._waiting = concurrent.futures.ThreadPoolExecutor(
-                    thread_name_prefix="otel_runtime-upstream"
-                )
-            waiting = self._waiting
-        return waiting.submit(self._start_when_resolved, call)
+            future = self._start(call)
+        else:
+            with self._lock:
+                if self._waiting is None:
+                    self._waiting = concurrent.futures.ThreadPoolExecutor(
+                        thread_name_prefix="otel_runtime-upstream"
+                    )
+                waiting = self._waiting
+            future = waiting.submit(self._start_when_resolved, call)
+        future.add_done_callback(functools.partial(_record_if_crashed, call))
+        return future
 
     def _start_when_resolved(self, call: RemoteCall) -> Any:
         """Wait for the upstream futures in ``call``'s arguments (and ``wait_for``), then run it; its
@@ -133,6 +139,15 @@ class _OutOfProcessTaskRunner(TaskRunner):
         if waiting is not None:
             waiting.shutdown(wait=wait, cancel_futures=not wait)
         self._stop(wait)
+
+
+def _record_if_crashed(call: RemoteCall, future: concurrent.futures.Future[Any]) -> None:
+    """A run whose worker died leaves no span there: record its one span here (``remote.run_crashed``)."""
+    if future.cancelled():
+        return
+    error = future.exception()
+    if isinstance(error, Exception) and is_crash(error):
+        run_crashed(call, error)
 
 
 class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):

@@ -24,6 +24,7 @@ from otel_runtime._engine.caching import task_cache
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
 from otel_runtime._engine.resolution import BlockedBy
+from otel_runtime._engine.retry import RetryCondition, RetryDelays
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.run_kinds import TASK
 from otel_runtime._engine.run_states import Control, handle_for, new_handle, submitted_outcome
@@ -53,7 +54,10 @@ class Task(Runnable[P, R], Generic[P, R]):
         task_run_name: str | Callable[[], str] | None = None,
         tags: Sequence[str] = (),
         retries: int = 0,
-        retry_delay_seconds: float | Sequence[float] = 0,
+        retry_delay_seconds: RetryDelays = 0,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: RetryCondition | None = None,
+        timeout_seconds: float | None = None,
         log_prints: bool | None = None,
         record_parameters: bool = True,
         description: str | None = None,
@@ -76,6 +80,9 @@ class Task(Runnable[P, R], Generic[P, R]):
             record_parameters=record_parameters,
             description=description,
             hooks={"on_completion": on_completion, "on_failure": on_failure, "on_running": on_running},
+            timeout_seconds=timeout_seconds,
+            retry_jitter_factor=retry_jitter_factor,
+            retry_condition_fn=retry_condition_fn,
         )
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
@@ -261,7 +268,10 @@ def task(
     task_run_name: str | Callable[[], str] | None = None,
     tags: Sequence[str] = (),
     retries: int = 0,
-    retry_delay_seconds: float | Sequence[float] = 0,
+    retry_delay_seconds: RetryDelays = 0,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: RetryCondition | None = None,
+    timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     record_parameters: bool = True,
     description: str | None = None,
@@ -282,7 +292,10 @@ def task(
     task_run_name: str | Callable[[], str] | None = None,
     tags: Sequence[str] = (),
     retries: int = 0,
-    retry_delay_seconds: float | Sequence[float] = 0,
+    retry_delay_seconds: RetryDelays = 0,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: RetryCondition | None = None,
+    timeout_seconds: float | None = None,
     log_prints: bool | None = None,
     record_parameters: bool = True,
     description: str | None = None,
@@ -310,6 +323,9 @@ def task(
             tags=tags,
             retries=retries,
             retry_delay_seconds=retry_delay_seconds,
+            retry_jitter_factor=retry_jitter_factor,
+            retry_condition_fn=retry_condition_fn,
+            timeout_seconds=timeout_seconds,
             log_prints=log_prints,
             record_parameters=record_parameters,
             description=description,

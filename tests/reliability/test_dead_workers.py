@@ -1,0 +1,120 @@
+"""A task run whose pool worker dies leaves one span, with the worker's death on it.
+
+A real flow in a child process runs task runs on a real ``ProcessPoolTaskRunner`` and exports over
+OTLP/gRPC to a loopback ``OtlpReceiver``; one task run kills its own worker with ``SIGKILL``. The
+worker can export nothing after that, and the runs still queued never reach a worker, so the
+submitting process records each of them: one ``task`` span per task run, ``CRASHED``, status ERROR,
+``error.type`` ``concurrent.futures.process.BrokenProcessPool`` and an ``exception`` event saying
+the pool's process died.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_runtime._base import keys as _keys
+from otel_runtime.testing import OtlpReceiver
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from otel_runtime import configure, flow, task
+    from otel_runtime.task_runners import ProcessPoolTaskRunner
+
+    @task
+    def fine(n: int) -> int:
+        return n
+
+    @task
+    def dies() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-run: nothing of it is exported
+        time.sleep(10)
+
+    @task
+    def queued(n: int) -> int:
+        return n
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1, mp_context=sys.argv[1]))
+    def pool() -> str:
+        assert fine.submit(1).result() == 1  # the worker is up and exporting
+        dying = dies.submit()
+        later = [queued.submit(n) for n in range(3)]
+        outcomes = []
+        for future in [dying, *later]:
+            try:
+                future.result()
+            except Exception as error:
+                outcomes.append(type(error).__name__)
+        return ",".join(outcomes)
+
+    if __name__ == "__main__":
+        configure()
+        print(pool())
+    """
+)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    running = OtlpReceiver().start()
+    try:
+        yield running
+    finally:
+        running.stop(grace=0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_death_on_it(
+    start_method: str, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """The killed run and the three still queued when the pool broke: each one span, CRASHED, with
+    ``BrokenProcessPool`` as its exception and error type, under the flow span; the run before them one
+    COMPLETED span; no task run has two spans; the flow's futures raise ``BrokenProcessPool``."""
+    (tmp_path / "pool.py").write_text(SCRIPT)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "pool.py", start_method],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ",".join(["BrokenProcessPool"] * 4)
+
+    spans = receiver.wait_for_spans(1 + 1 + 1 + 3, timeout=10)
+    tasks = [span for span in spans if span["name"].startswith("task ")]
+    per_run = collections.Counter(span["attributes"][_keys.TASK_RUN_ID] for span in tasks)
+    assert set(per_run.values()) == {1}, per_run
+    names = collections.Counter(span["name"] for span in tasks)
+    assert names == {"task fine": 1, "task dies": 1, "task queued": 3}
+    (flow_span,) = [span for span in spans if span["name"] == "flow pool"]
+    for span in tasks:
+        assert span["parent_span_id"] == flow_span["span_id"]
+        if span["name"] == "task fine":
+            assert span["attributes"][_keys.TASK_RUN_STATE_TYPE] == "COMPLETED"
+            continue
+        assert span["attributes"][_keys.TASK_RUN_STATE_TYPE] == "CRASHED"
+        assert span["status_code"] == 2
+        assert span["attributes"]["error.type"] == "concurrent.futures.process.BrokenProcessPool"
+        (event,) = [event for event in span["events"] if event["name"] == "exception"]
+        assert "terminated abruptly" in event["attributes"]["exception.message"]
