@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._engine.hooks import finish, hook_name
+from otel_runtime._engine.retry_checks import check_retries, check_retry_delays
 from otel_runtime._engine.run_log import engine_logger, log_line
 from otel_runtime._engine.run_scope import record_exception
 from otel_runtime._engine.states import Failed
@@ -213,8 +214,7 @@ def retry_policy(
 ) -> tuple[RetryPolicy | None, float | Sequence[float]]:
     """The policy of a flow or task (``None`` when it neither retries nor has a time limit), and its
     delays as numbers (a callable of the retry count called now, as Prefect does). Checked at decoration."""
-    if retries < 0:
-        raise ValueError(f"retries must be 0 or more, got {retries}")
+    check_retries(retries)  # retry_checks: told at decoration, by the setting's name
     delays = retry_delay_seconds(retries) if callable(retry_delay_seconds) else retry_delay_seconds
     if isinstance(delays, Sequence) and not isinstance(delays, str):
         delays = list(delays)
@@ -224,6 +224,7 @@ def retry_policy(
         raise TypeError(
             f"retry_delay_seconds must be a number, a list of numbers or a callable, got {delays!r}"
         )
+    check_retry_delays(delays)  # finite, 0 or more (a negative one failed at the first sleep)
     if jitter is not None and jitter < 0:
         raise ValueError("`retry_jitter_factor` must be >= 0.")
     if condition is not None and not callable(condition):

@@ -2,6 +2,8 @@
 
 - a span processor that raises when a span starts or ends (a real SDK ``TracerProvider`` with such a
   processor installed) leaves results and exceptions as the function gave them;
+- invalid retry settings are refused when the function is decorated, with a ``ValueError`` naming the
+  setting, instead of a ``ValueError`` replacing the function's own exception at its first failure;
 - a task run that submits another task run after the flow started waiting for its task runs: the flow
   waits for that one too;
 - a bad ``OTEL_RUNTIME__*`` override (set in a real child process's environment) never makes an accessor
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +22,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.context import Context
@@ -90,6 +94,45 @@ def test_a_span_processor_that_raises_changes_no_result_and_no_exception(
             "task add",
             "task add",
         ]
+
+
+INVALID_RETRY_SETTINGS: list[tuple[dict[str, Any], str]] = [
+    ({"retries": 1, "retry_delay_seconds": -1}, "retry_delay_seconds"),
+    ({"retries": 2, "retry_delay_seconds": [1, -0.5]}, "retry_delay_seconds"),
+    ({"retries": 1, "retry_delay_seconds": math.nan}, "retry_delay_seconds"),
+    ({"retries": 1, "retry_delay_seconds": math.inf}, "retry_delay_seconds"),
+    ({"retries": -1}, "retries"),
+    ({"retries": 1.5}, "retries"),
+]
+
+
+@pytest.mark.parametrize("decorator", [task, flow], ids=["task", "flow"])
+@pytest.mark.parametrize(("settings", "named"), INVALID_RETRY_SETTINGS)
+def test_invalid_retry_settings_are_refused_at_decoration(
+    decorator: Any, settings: dict[str, Any], named: str
+) -> None:
+    """``retry_delay_seconds=-1`` (or a negative delay in a list, NaN, infinity), ``retries=-1`` or
+    ``retries=1.5``: ``ValueError`` naming the setting when the function is decorated, before any run."""
+
+    def function() -> None:
+        raise ConnectionError("the function's own error")
+
+    with pytest.raises(ValueError, match=named):
+        decorator(**settings)(function)
+
+
+def test_valid_retry_delays_still_retry_and_raise_the_functions_own_error() -> None:
+    """``retry_delay_seconds=0`` and a list of delays are fine: the last attempt's own error comes out."""
+    attempts = []
+
+    @task(retries=2, retry_delay_seconds=[0, 0.0])
+    def flaky() -> None:
+        attempts.append(1)
+        raise ConnectionError("the function's own error")
+
+    with pytest.raises(ConnectionError, match="own error"):
+        flaky()
+    assert len(attempts) == 3
 
 
 def test_a_task_submitted_by_a_task_run_after_the_flow_started_waiting_is_waited_for(
