@@ -455,3 +455,22 @@ def test_processes_racing_on_one_key_each_get_a_whole_value(tmp_path: Path) -> N
     value = big(1)
     assert len(value) == 3_000_000 and value.count(value[:1]) == len(value)
     assert stored.name.endswith(".pkl")
+
+
+def test_a_timed_out_run_is_not_cached_and_the_next_completed_one_is(spans: CapturedSpans) -> None:
+    """``timeout_seconds`` applies to a caching task's attempts: a ``TimedOut`` run stores nothing."""
+    import time
+
+    @task(cache_policy=INPUTS, timeout_seconds=0.2)
+    def slow(x: int) -> int:
+        calls.append(x)
+        if len(calls) == 1:
+            time.sleep(2)
+        return x
+
+    assert slow(1, return_state=True).name == "TimedOut"
+    assert slow(1) == 1
+    assert slow(1, return_state=True).name == "Cached"
+    assert calls == [1, 1]
+    outcomes = [span.attributes[_keys.CACHE_OUTCOME] for span in task_spans(spans, "slow")]
+    assert outcomes == ["miss", "stored", "hit"]

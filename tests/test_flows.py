@@ -368,6 +368,33 @@ def test_flow_run_name_from_a_callable_and_generated_names_otherwise() -> None:
     assert adjective.isalpha() and animal.isalpha()
 
 
+def test_a_name_function_reads_the_parameters_of_the_run_it_names(spans: CapturedSpans) -> None:
+    """A callable flow_run_name / task_run_name sees the run it names through ``runtime`` (its
+    parameters, not an empty dict); the name is on the span and in the flow run's baggage."""
+    seen: dict[str, object] = {}
+
+    def task_name() -> str:
+        return f"load-{runtime.task_run.parameters['table']}"
+
+    @task(task_run_name=task_name)
+    def load(table: str) -> None:
+        seen["task"] = runtime.task_run.name
+
+    def flow_name() -> str:
+        return f"{runtime.flow_run.flow_name}-{runtime.flow_run.parameters['day']}"
+
+    @flow(flow_run_name=flow_name)
+    def nightly(day: str) -> None:
+        seen["flow"] = runtime.flow_run.name
+        seen["baggage"] = baggage.get_baggage(_keys.FLOW_RUN_NAME)
+        load("users")
+
+    nightly("monday")
+    assert seen == {"flow": "nightly-monday", "baggage": "nightly-monday", "task": "load-users"}
+    assert dict(spans.find("flow nightly").attributes or {})[_keys.FLOW_RUN_NAME] == "nightly-monday"
+    assert dict(spans.find("task load").attributes or {})[_keys.TASK_RUN_NAME] == "load-users"
+
+
 def test_a_failing_run_name_template_warns_once_for_flows_and_tasks_alike(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

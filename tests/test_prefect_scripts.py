@@ -308,3 +308,16 @@ def test_task_caching_as_in_the_caching_docs_and_across_two_processes(tmp_path: 
         ]
     )
     assert "second phase done\n" in second
+
+
+def test_run_names_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> None:
+    """Name functions read ``runtime.flow_run`` / ``runtime.task_run`` (parameters, flow and task
+    names) of the run they name; a task's name function may take ``parameters``; templates format the
+    parameters; a failing template or a non-string name gives a generated name, with a warning."""
+    out = run_script("run_names.py", tmp_path)
+    assert "flow run name: my_flow-with-marvin-and-100\n" in out
+    assert "task run name: my_flow-my-example-task-with-marvin-and-100\n" in out
+    assert "parameters name: sum-of-1-and-2\n" in out
+    assert "template: hello-marvin-on-Monday\n" in out
+    assert "bad template starts generated: True\n" in out
+    assert "not a string starts generated: True\n" in out

@@ -8,43 +8,28 @@ run executes in, its scope).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context, get_current
 from opentelemetry.trace import Link, SpanKind
 
 from otel_runtime._base import keys as _keys
-from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import settings
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.models import new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.tracing import tracer
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
+from otel_runtime._engine.run_names import NameTemplate, called_name, formatted_name
 
 if TYPE_CHECKING:
     from otel_runtime._engine.run_scope import RunScope
     from otel_runtime._engine.runs import Runnable
 
-__all__ = ["Described", "open_run", "run_name"]
+__all__ = ["Described", "open_run"]
 
 Described = tuple[Any, Context, "list[Link] | None"]
 """What ``_describe`` returns: the run's record, the context its span starts in, the span's links."""
-
-
-def run_name(
-    owner: Runnable[..., Any], template: str | Callable[[], str], parameters: dict[str, Any], run_id: str
-) -> str:
-    """The run's name from its ``flow_run_name`` / ``task_run_name`` ``template``, or a generated one
-    (with one warning per flow or task) when the template fails."""
-    try:
-        return template() if callable(template) else template.format(**parameters)
-    except Exception:
-        kind = owner.kind
-        what = f"{kind.name_option} of {kind.label.lower()} {owner.name!r}"
-        warn_once(f"{kind.name_option}:{owner.name}", f"{what} failed; using a generated name", exc_info=True)
-        return owner._generated_name(run_id)
 
 
 def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str | None) -> RunScope:
@@ -56,10 +41,13 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
         flow_context = None
     kind = owner.kind
     run_id = run_id or new_run_id()
-    template: str | Callable[[], str] | None = getattr(owner, kind.name_option)
-    name = (
-        owner._generated_name(run_id) if template is None else run_name(owner, template, parameters, run_id)
-    )
+    template: NameTemplate | None = getattr(owner, kind.name_option)
+    if template is None:
+        name = owner._generated_name(run_id)
+    elif callable(template):
+        name = ""  # named below, once its record exists: the callable may read it through ``runtime``
+    else:
+        name = formatted_name(owner, template, parameters, run_id)
     attributes: dict[str, Any] = {
         _keys.RUN_TYPE: kind.run_type,
         kind.name_key: owner.name,
@@ -68,6 +56,8 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
         **owner._start_attributes,
     }
     record, parent, links = owner._describe(current, flow_context, parameters, run_id, name, attributes)
+    if callable(template):
+        record.name = attributes[kind.run_name_key] = called_name(owner, template, parameters, record, parent)
     if record.tags:
         attributes[kind.tags_key] = record.tags
     if parameters and owner.record_parameters and settings.record_parameters:

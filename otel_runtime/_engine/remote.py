@@ -42,11 +42,14 @@ if TYPE_CHECKING:
 __all__ = [
     "RemoteCall",
     "default_worker_setup",
+    "prepare_pool_worker",
     "prepare_worker",
     "register_worker_setup",
     "run_blocked",
     "run_crashed",
     "run_task",
+    "tell_ended",
+    "tell_running_ended",
 ]
 
 WorkerSetup = Callable[[], object]
@@ -183,15 +186,49 @@ def _call_context(call: RemoteCall) -> Context:
     return context
 
 
+# A process-pool worker tells its pool which task runs it ended (their spans exported), so that the
+# submitting process, when the pool breaks, records a crash only for the runs that have no span: one
+# task-run id per message on a pipe shared by the pool's workers (a short message is one atomic write).
+_ended_pipe: Any = None
+_running: set[str] = set()
+
+
+def prepare_pool_worker(setup: WorkerSetup | None, ended_pipe: Any) -> None:
+    """A process-pool worker's initializer: :func:`prepare_worker`, and the pipe to tell ended runs on."""
+    global _ended_pipe  # noqa: PLW0603 - this worker's pipe to its pool
+    _ended_pipe = ended_pipe
+    prepare_worker(setup)
+
+
+def tell_ended(*task_run_ids: str) -> None:
+    """Tell this worker's pool that these task runs ended here (a no-op outside a process-pool worker)."""
+    pipe = _ended_pipe
+    if pipe is None:
+        return
+    try:
+        for task_run_id in task_run_ids:
+            pipe.send_bytes(task_run_id.encode())
+    except Exception:  # the pool is gone: nobody to tell
+        pass
+
+
+def tell_running_ended() -> None:
+    """The task runs running here were just ended (as cancelled, at SIGTERM): tell the pool."""
+    tell_ended(*list(_running))
+
+
 def run_task(call: RemoteCall) -> Any:
     """Run ``call`` as a task run in this (worker) process and return its result."""
     prepare_worker(call.setup)
     token = attach(_call_context(call))
+    _running.add(call.task_run_id)
     try:
         return call.task.run_submitted(call.args, call.kwargs, call.task_run_id)
     finally:
         detach(token)
         _flush()
+        _running.discard(call.task_run_id)
+        tell_ended(call.task_run_id)
 
 
 def run_crashed(call: RemoteCall, crash: Exception) -> None:

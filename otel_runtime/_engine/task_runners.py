@@ -17,7 +17,7 @@ from otel_runtime._engine.remote import (
     RemoteCall,
     WorkerSetup,
     default_worker_setup,
-    prepare_worker,
+    prepare_pool_worker,
     run_blocked,
     run_crashed,
     run_task,
@@ -112,8 +112,14 @@ class _OutOfProcessTaskRunner(TaskRunner):
                     )
                 waiting = self._waiting
             future = waiting.submit(self._start_when_resolved, call)
-        future.add_done_callback(functools.partial(_record_if_crashed, call))
+        future.add_done_callback(functools.partial(self._record_if_crashed, call))
         return future
+
+    def _record_if_crashed(self, call: RemoteCall, future: concurrent.futures.Future[Any]) -> None:
+        """A run whose worker died leaves no span there: record its one span here (``run_crashed``)."""
+        error = None if future.cancelled() else future.exception()
+        if isinstance(error, Exception) and is_crash(error):
+            run_crashed(call, error)
 
     def _start_when_resolved(self, call: RemoteCall) -> Any:
         """Wait for the upstream futures in ``call``'s arguments (and ``wait_for``), then run it; its
@@ -141,15 +147,6 @@ class _OutOfProcessTaskRunner(TaskRunner):
         self._stop(wait)
 
 
-def _record_if_crashed(call: RemoteCall, future: concurrent.futures.Future[Any]) -> None:
-    """A run whose worker died leaves no span there: record its one span here (``remote.run_crashed``)."""
-    if future.cancelled():
-        return
-    error = future.exception()
-    if isinstance(error, Exception) and is_crash(error):
-        run_crashed(call, error)
-
-
 class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
     """Runs task runs in worker processes, each a task run there with its own span, exported there.
 
@@ -170,6 +167,11 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
         self.max_workers = max_workers
         self.mp_context = mp_context
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        # The pipe the workers tell the runs they ended on (``remote.tell_ended``), what they told, and
+        # the runs the pool failed as crashed, decided once its workers are gone (``_stop``).
+        self._ended_pipe: Any = None
+        self._ended: set[str] = set()
+        self._crashed: list[tuple[RemoteCall, Exception]] = []
 
     def __repr__(self) -> str:
         return f"ProcessPoolTaskRunner(max_workers={self.max_workers}, mp_context={self.mp_context!r})"
@@ -180,25 +182,57 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
     def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
         with self._lock:
             if self._executor is None:
-                context = self.mp_context
-                if isinstance(context, str):
-                    import multiprocessing  # a process pool only; `import otel_runtime` stays light
+                import multiprocessing  # a process pool only; `import otel_runtime` stays light
 
+                context = self.mp_context
+                if context is None or isinstance(context, str):
                     context = multiprocessing.get_context(context)
+                reader, writer = context.Pipe(duplex=False)
+                self._ended_pipe = (reader, writer)
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     self.max_workers,
                     mp_context=context,
-                    initializer=prepare_worker,
-                    initargs=(self.configure_worker,),
+                    initializer=prepare_pool_worker,
+                    initargs=(self.configure_worker, writer),
                 )
             executor = self._executor
         return executor.submit(run_task, call)
+
+    def _record_if_crashed(self, call: RemoteCall, future: concurrent.futures.Future[Any]) -> None:
+        # A broken pool fails every future at once, while its other workers may still be ending their
+        # runs (and exporting their spans): which runs have no span is known when the workers are gone.
+        error = None if future.cancelled() else future.exception()
+        with self._lock:
+            self._drain_ended()
+            if isinstance(error, Exception) and is_crash(error):
+                self._crashed.append((call, error))
+            else:
+                self._ended.discard(call.task_run_id)  # forgotten once its future is done
+
+    def _drain_ended(self) -> None:
+        """Read what the workers told (called for every finished future: the pipe never fills up)."""
+        pipe = self._ended_pipe
+        try:
+            while pipe is not None and pipe[0].poll():
+                self._ended.add(pipe[0].recv_bytes().decode())
+        except (OSError, EOFError, UnicodeDecodeError):
+            pass
 
     def _stop(self, wait: bool) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=wait, cancel_futures=not wait)
+            executor.shutdown(wait=wait, cancel_futures=not wait)  # its workers have exited now
+        with self._lock:
+            self._drain_ended()
+            crashed = [(call, error) for call, error in self._crashed if call.task_run_id not in self._ended]
+            pipe, self._ended_pipe = self._ended_pipe, None
+            self._ended.clear()
+            self._crashed.clear()
+        for end in pipe or ():
+            end.close()
+        for call, error in crashed:
+            run_crashed(call, error)
 
 
 _DASK_EXTRA: Final = "DaskTaskRunner needs dask.distributed: pip install 'otel-runtime[dask]'"

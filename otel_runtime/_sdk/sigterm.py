@@ -34,6 +34,7 @@ from opentelemetry.trace import Status, StatusCode
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import internal_logger
 from otel_runtime._base.settings import settings
+from otel_runtime._engine.remote import tell_running_ended
 from otel_runtime._sdk.forks import after_fork_in_child
 from otel_runtime._sdk.metrics_setup import join_shutdown_at_exit, start_shutdown_at_exit
 from otel_runtime._sdk.run_spans import CANCELLED_PREFIX
@@ -129,6 +130,7 @@ def terminate() -> None:
     helper = threading.Thread(target=_shutdown, name="otel_runtime-sigterm", daemon=True)
     helper.start()
     helper.join(settings.shutdown_timeout_millis / 1000 + _SLACK_S)
+    tell_running_ended()  # a pool worker: its task runs have their (cancelled) spans, not a crash
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
