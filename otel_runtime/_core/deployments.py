@@ -153,13 +153,23 @@ def remote_deployment(context: Context | None = None) -> Deployment | None:
     return Deployment(name=name, id=id_ or deployment_id_for(name or ""))
 
 
-def deployment_attributes(deployment: Deployment | None) -> dict[str, str]:
-    """The ``deployment.*`` span attributes of a run that belongs to ``deployment``."""
+_NONE: Mapping[str, str] = MappingProxyType({})
+_last_attributes: tuple[Deployment, Mapping[str, str]] | None = None
+
+
+def deployment_attributes(deployment: Deployment | None) -> Mapping[str, str]:
+    """The ``deployment.*`` span attributes of a run that belongs to ``deployment`` (not to be changed:
+    the last deployment's are kept, as every run of a flow run asks for the same)."""
+    global _last_attributes  # noqa: PLW0603 - one cached pair, replaced whole
     if deployment is None:
-        return {}
+        return _NONE
+    last = _last_attributes
+    if last is not None and last[0] is deployment:
+        return last[1]
     attributes = {_keys.DEPLOYMENT_ID: deployment.id}
     if deployment.name is not None:
         attributes[_keys.DEPLOYMENT_NAME] = deployment.name
     if deployment.version is not None:
         attributes[_keys.DEPLOYMENT_VERSION] = deployment.version
+    _last_attributes = (deployment, attributes)
     return attributes

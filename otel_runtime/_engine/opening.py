@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context, get_current
 from opentelemetry.trace import Link, SpanKind
 
-from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.models import new_run_id
@@ -48,13 +47,9 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
         name = ""  # named below, once its record exists: the callable may read it through ``runtime``
     else:
         name = formatted_name(owner, template, parameters, run_id)
-    attributes: dict[str, Any] = {
-        _keys.RUN_TYPE: kind.run_type,
-        kind.name_key: owner.name,
-        kind.run_id_key: run_id,
-        kind.run_name_key: name,
-        **owner._start_attributes,
-    }
+    attributes: dict[str, Any] = owner._attribute_template.copy()  # its keys in span order
+    attributes[kind.run_id_key] = run_id
+    attributes[kind.run_name_key] = name
     record, parent, links = owner._describe(current, flow_context, parameters, run_id, name, attributes)
     if callable(template):
         record.name = attributes[kind.run_name_key] = called_name(owner, template, parameters, record, parent)

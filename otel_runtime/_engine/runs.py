@@ -11,6 +11,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
+from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._engine.caching import TaskCache, call_cached, call_cached_async
 from otel_runtime._engine.generator_runs import run_async_generator, run_generator
@@ -92,6 +93,14 @@ class Runnable(RunFeatures, Generic[P, R]):
             **code_attributes(fn),
             **start_attributes(kind.state_type_key, kind.state_name_key),
             kind.run_count_key: 1,
+        }
+        # Every run's attributes start as a copy of these, in span order; ``opening`` fills in id and name.
+        self._attribute_template: dict[str, Any] = {
+            _keys.RUN_TYPE: kind.run_type,
+            kind.name_key: self.name,
+            kind.run_id_key: "",
+            kind.run_name_key: "",
+            **self._start_attributes,
         }
         self._init_features(description, hooks or {})
 

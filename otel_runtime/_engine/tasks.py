@@ -37,6 +37,9 @@ __all__ = ["Task", "task", "unmapped"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
+"""The parameters of every task run called without arguments (read-only, so one can serve all)."""
+
 _default_runner: TaskRunner = ThreadPoolTaskRunner()
 """Runs task runs submitted outside any flow run."""
 
@@ -136,13 +139,14 @@ class Task(Runnable[P, R], Generic[P, R]):
         else:
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
             deployment = remote_deployment(parent)
+        # Positional (id, name, task_name, parameters, tags, flow_run_id): keywords cost a run 0.3 us.
         record = TaskRun(
-            id=run_id,
-            name=name,
-            task_name=self.name,
-            parameters=MappingProxyType(parameters),
-            tags=run_tags(self.tags, parent),
-            flow_run_id=flow_run_id,
+            run_id,
+            name,
+            self.name,
+            MappingProxyType(parameters) if parameters else _NO_PARAMETERS,
+            run_tags(self.tags, parent),
+            flow_run_id,
         )
         attributes.update(deployment_attributes(deployment))
         if flow_run_id is not None:
@@ -150,9 +154,8 @@ class Task(Runnable[P, R], Generic[P, R]):
         return record, parent, None
 
     def _enter(self, span: Span, parent: Context, record: TaskRun, log_prints: bool) -> RunScope:
-        run_context = TaskRunContext(
-            task_run=record, task=self, parameters=record.parameters, span=span, log_prints=log_prints
-        )
+        # Positional (task_run, task, parameters, span, log_prints), as ``TaskRun`` in ``_describe``.
+        run_context = TaskRunContext(record, self, record.parameters, span, log_prints)
         context = with_task_run(parent, span, run_context, record.id)
         return RunScope(span, context, record, TASK)
 
