@@ -9,7 +9,8 @@
     ├── PausedRun          result() of a PAUSED state
     ├── UnfinishedRun      result() of a state that is not final (``NotReady``, ``Pending``)
     ├── MissingResult      a COMPLETED state that holds no result
-    └── UpstreamTaskError  an upstream run did not complete, so this one did not start
+    ├── UpstreamTaskError  an upstream run did not complete, so this one did not start
+    └── ParameterTypeError a flow's parameters do not fit its type hints (``validate_parameters``)
 
     TimeoutError
     ├── TaskRunTimeoutError  a task run exceeded its timeout_seconds (Prefect: ``prefect.task_engine``)
@@ -22,6 +23,7 @@ from otel_runtime._engine.exceptions import (
     FailedRun,
     MissingResult,
     OtelRuntimeError,
+    ParameterTypeError,
     PausedRun,
     PrefectException,
     UnfinishedRun,
@@ -38,6 +40,7 @@ __all__ = [
     "FlowRunTimeoutError",
     "MissingResult",
     "OtelRuntimeError",
+    "ParameterTypeError",
     "PausedRun",
     "PrefectException",
     "TaskRunTimeoutError",

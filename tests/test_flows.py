@@ -102,8 +102,10 @@ def test_span_names_never_contain_run_ids_or_names(spans: CapturedSpans) -> None
     pipeline(1)
     for span in spans.spans:
         assert span.attributes is not None
-        run_values = {span.attributes.get(key) for key in (_keys.FLOW_RUN_ID, _keys.TASK_RUN_ID,
-                                                          _keys.FLOW_RUN_NAME, _keys.TASK_RUN_NAME)}
+        run_values = {
+            span.attributes.get(key)
+            for key in (_keys.FLOW_RUN_ID, _keys.TASK_RUN_ID, _keys.FLOW_RUN_NAME, _keys.TASK_RUN_NAME)
+        }
         assert not any(str(value) in span.name for value in run_values if value)
 
 
@@ -480,3 +482,32 @@ def test_functools_partial_is_accepted() -> None:
     """A functools.partial can be made a task (it has no __name__ of its own, so give it one)."""
     partial_task = task(name="add_one")(functools.partial(lambda a, b: a + b, 1))
     assert partial_task(2) == 3
+
+
+def test_invalid_parameters_fail_the_flow_run_span_before_its_function_runs(spans: CapturedSpans) -> None:
+    """A flow run whose parameters do not fit its type hints has a span: FAILED, error.type
+    ParameterTypeError, a ``parameters.invalid`` event listing each problem (never the value); the
+    function never runs."""
+    from otel_runtime.exceptions import ParameterTypeError
+
+    ran: list[int] = []
+
+    @flow
+    def typed(count: int, label: str = "x") -> None:
+        ran.append(count)
+
+    with pytest.raises(ParameterTypeError, match="count: Input should be a valid integer"):
+        typed("many", label="secret-value")
+    assert ran == []
+    span = spans.find("flow typed")
+    attributes = dict(span.attributes or {})
+    assert attributes[_keys.FLOW_RUN_STATE_TYPE] == "FAILED"
+    assert attributes[ERROR_TYPE] == "otel_runtime.exceptions.ParameterTypeError"
+    events = [
+        dict(event.attributes or {}) for event in span.events if event.name == _keys.PARAMETERS_INVALID_EVENT
+    ]
+    assert len(events) == 1
+    problems = list(events[0][_keys.PARAMETERS_ERRORS])  # type: ignore[arg-type]
+    assert problems == ["count: Input should be a valid integer, unable to parse string as an integer"]
+    typed("7")
+    assert ran == [7]

@@ -321,3 +321,48 @@ def test_run_names_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> N
     assert "template: hello-marvin-on-Monday\n" in out
     assert "bad template starts generated: True\n" in out
     assert "not a string starts generated: True\n" in out
+
+
+def test_parameter_validation_as_in_the_pass_inputs_docs(tmp_path: Path) -> None:
+    """Flow inputs are validated against the type hints with pydantic: ``"3"`` arrives as ``3`` (in
+    ``runtime.flow_run.parameters`` too), ``name=1`` for a ``str`` raises ``ParameterTypeError`` before
+    the function runs, ``validate_parameters=False`` turns it off, pydantic models are validated."""
+    out = run_script("parameter_validation.py", tmp_path)
+    assert "Hello, Marvin!\n" in out
+    assert "my_workflow(name=1) raised ParameterTypeError: Flow run received invalid parameters:\n" in out
+    assert " - name: Input should be a valid string\n" in out
+    assert "Validation of flow parameters failed with error: Flow run received invalid parameters:" in out
+    assert "Hello, 1!\n" in out
+    assert "coerced: (3, 'int', 3)\n" in out
+    assert "model: Model(a=1, b='fine')\n" in out
+    assert "state: FAILED Failed\n" in out
+    assert "message starts: Validation of flow parameters failed with error: ParameterTypeError:" in out
+    assert "ran: 1\n" in out
+
+
+def test_without_pydantic_parameters_pass_as_given_with_one_warning(tmp_path: Path) -> None:
+    """Without pydantic (the ``validation`` extra), a flow's parameters are not validated or coerced:
+    the run goes ahead with them as given, and one warning says how to turn validation on."""
+    script = tmp_path / "no_pydantic.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['pydantic'] = None  # as if it were not installed\n"
+        "from otel_runtime import flow\n"
+        "@flow\n"
+        "def count_to(limit: int):\n"
+        "    return type(limit).__name__\n"
+        "print('types:', count_to('3'), count_to('4'))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "types: str str\n" in completed.stdout
+    warning = "pydantic is not installed: its parameters are not validated or coerced"
+    assert (completed.stdout + completed.stderr).count(warning) == 1

@@ -68,6 +68,8 @@ __all__ = [
     "METRIC_RUNS_FINISHED",
     "METRIC_RUN_DURATION",
     "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN",
+    "PARAMETERS_ERRORS",
+    "PARAMETERS_INVALID_EVENT",
     "PROCESS_PID",
     "PROMETHEUS_METRICS",
     "PROMETHEUS_RUNS_ACTIVE",
@@ -179,6 +181,10 @@ RETRY_DECLINED_EVENT: Final = "retry.declined"
 """Span event added after a failed attempt with retries left that ``retry_condition_fn`` did not retry."""
 TIMEOUT_EVENT: Final = "timeout"
 """Span event added when an attempt exceeds the run's ``timeout_seconds``."""
+PARAMETERS_INVALID_EVENT: Final = "parameters.invalid"
+"""Span event of a flow run whose parameters failed validation against its type hints (it did not run)."""
+PARAMETERS_ERRORS: Final = "otel_runtime.parameters.errors"
+"""Attribute of the ``parameters.invalid`` event: ``"<parameter>: <problem>"`` per error (no values)."""
 TIMED_OUT_STATE_NAME: Final = "TimedOut"
 """The state name (type ``FAILED``) of a run that a ``TimeoutError`` ended, as Prefect names it."""
 

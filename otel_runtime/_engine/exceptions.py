@@ -9,7 +9,8 @@
     ├── PausedRun        ``result()`` of a PAUSED state
     ├── UnfinishedRun    ``result()`` of a state that is not final (``Pending``, ``NotReady``, ``Running``)
     ├── MissingResult    a COMPLETED state that holds no result
-    └── UpstreamTaskError an upstream run did not complete, so this one did not start (state ``NotReady``)
+    ├── UpstreamTaskError an upstream run did not complete, so this one did not start (state ``NotReady``)
+    └── ParameterTypeError a flow's parameters do not fit its type hints
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "FailedRun",
     "MissingResult",
     "OtelRuntimeError",
+    "ParameterTypeError",
     "PausedRun",
     "PrefectException",
     "UnfinishedRun",
@@ -67,6 +69,11 @@ class MissingResult(OtelRuntimeError):  # noqa: N818 - Prefect's name
 
 class UpstreamTaskError(OtelRuntimeError):
     """An upstream run did not reach a COMPLETED state, so the downstream run was not started."""
+
+
+class ParameterTypeError(OtelRuntimeError):
+    """A flow's parameters do not fit its type hints (``validate_parameters=True``): the run fails
+    before its function runs, as in Prefect."""
 
 
 for _name in __all__:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
@@ -16,12 +17,15 @@ from otel_runtime._core.deployments import deployment_attributes, resolve_deploy
 from otel_runtime._core.identity import inbound, is_valid_name, with_flow_run
 from otel_runtime._core.models import FlowRun
 from otel_runtime._core.trace_join import root_parent
+from otel_runtime._engine.exceptions import ParameterTypeError
 from otel_runtime._engine.hooks import FlowHookLists, Hooks
 from otel_runtime._engine.run_context import FlowRunContext
 from otel_runtime._engine.run_kinds import FLOW
+from otel_runtime._engine.run_log import engine_logger, log_line
 from otel_runtime._engine.runs import Described, Runnable, RunScope
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 from otel_runtime._engine.timeouts import FlowRunTimeoutError
+from otel_runtime._engine.validation import ParameterValidator, parameter_validator
 
 __all__ = ["Flow", "flow"]
 
@@ -64,6 +68,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         retries: int = 0,
         retry_delay_seconds: float | Sequence[float] = 0,
         timeout_seconds: float | None = None,
+        validate_parameters: bool = True,
         log_prints: bool | None = None,
         task_runner: TaskRunner | None = None,
         record_parameters: bool = True,
@@ -95,9 +100,83 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         self.version = version
         self.tags = tuple(dict.fromkeys(tags))
         self.task_runner = task_runner if task_runner is not None else ThreadPoolTaskRunner()
+        self.should_validate_parameters = validate_parameters
+        self._validation: tuple[Any, ParameterValidator | None] | None = None
 
     def _generated_name(self, run_id: str) -> str:
         return _names.flow_run_name()
+
+    # Parameter validation (``validation``): before a run's function runs, its span already started.
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Prefect's ``Flow.validate_parameters``: ``parameters`` cast to the flow's type hints, or
+        ``ParameterTypeError``."""
+        validator = self._validator()
+        return parameters if validator is None else validator.validate(parameters)
+
+    def _validator(self) -> ParameterValidator | None:
+        cached = self._validation
+        if cached is None or cached[0] is not self.fn:  # built on the first run (pydantic loads then)
+            cached = self._validation = (self.fn, parameter_validator(self.fn, self.name))
+        return cached[1]
+
+    def _checked(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], run_id: str | None, control: Any
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's arguments validated; a run refused (its span failed) when they do not fit."""
+        if not self.should_validate_parameters or not self._signature.parameters:
+            return args, kwargs
+        validator = self._validator()
+        if validator is None:
+            return args, kwargs
+        try:
+            return validator.arguments(validator.validate(self.bind(args, kwargs)))
+        except ParameterTypeError as invalid:
+            self._refuse(args, kwargs, run_id, control, invalid)
+
+    def _refuse(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None,
+        control: Any,
+        invalid: Exception,
+    ) -> NoReturn:
+        """A run whose parameters failed validation: its span, with the problems and the exception, and
+        Prefect's log line; the function does not run. Raises ``invalid``."""
+        scope = self._start(args, kwargs, run_id, control)
+        if scope is not None:
+            token = otel_context.attach(scope.context)
+            try:
+                log_line(
+                    engine_logger(), "error", f"Validation of flow parameters failed with error: {invalid}"
+                )
+                problems = str(invalid).split("\n - ")[1:]
+                scope.span.add_event(_keys.PARAMETERS_INVALID_EVENT, {_keys.PARAMETERS_ERRORS: problems})
+                scope.fail(invalid)
+            finally:
+                otel_context.detach(token)
+                scope.close(invalid)
+        raise invalid
+
+    def _run_sync(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None = None,
+        control: Any = None,
+    ) -> R:
+        args, kwargs = self._checked(args, kwargs, run_id, control)
+        return super()._run_sync(args, kwargs, run_id, control)
+
+    async def _run_async(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None = None,
+        control: Any = None,
+    ) -> Any:
+        args, kwargs = self._checked(args, kwargs, run_id, control)
+        return await super()._run_async(args, kwargs, run_id, control)
 
     # ``Runnable._describe``, called by ``opening.open_run`` with the same arguments as a task's.
     def _describe(  # noqa: PLR0917 - positional: called once per run, keywords cost
@@ -178,6 +257,7 @@ def flow(
     retries: int = 0,
     retry_delay_seconds: float | Sequence[float] = 0,
     timeout_seconds: float | None = None,
+    validate_parameters: bool = True,
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
@@ -198,6 +278,7 @@ def flow(
     retries: int = 0,
     retry_delay_seconds: float | Sequence[float] = 0,
     timeout_seconds: float | None = None,
+    validate_parameters: bool = True,
     log_prints: bool | None = None,
     task_runner: TaskRunner | None = None,
     record_parameters: bool = True,
@@ -227,6 +308,7 @@ def flow(
             retries=retries,
             retry_delay_seconds=retry_delay_seconds,
             timeout_seconds=timeout_seconds,
+            validate_parameters=validate_parameters,
             log_prints=log_prints,
             task_runner=task_runner,
             record_parameters=record_parameters,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from otel_runtime._base.keys import TIMED_OUT_STATE_NAME
 from otel_runtime._engine import made
+from otel_runtime._engine.exceptions import ParameterTypeError
 from otel_runtime._engine.states import Cancelled, Crashed, Failed, Pending, Running, State, StateType
 from otel_runtime._engine.timeouts import RunTimeoutError
 
@@ -84,6 +85,9 @@ def failed_state(exc: BaseException, kind: str, task_run_id: str | None = None,
         return Cancelled(message=crash_message(exc), data=exc, state_details=details)
     if is_crash(exc):
         return Crashed(message=crash_message(exc), data=exc, state_details=details)
+    if isinstance(exc, ParameterTypeError):
+        message = f"Validation of flow parameters failed with error: {_describe(exc)}"
+        return Failed(message=message, data=exc, state_details=details)
     if isinstance(exc, TimeoutError):  # Prefect's ``TimedOut``, for its own time limit or any other
         if isinstance(exc, RunTimeoutError):
             message = f"{kind} run exceeded timeout of {exc.seconds} second(s)"

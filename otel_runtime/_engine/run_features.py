@@ -32,6 +32,10 @@ CONTROL_KEYWORDS: Final = ("return_state", "wait_for")
 """Keywords a call of a flow or task takes for the engine, never passed to the function."""
 
 
+_OPTION_ATTRIBUTES: Final = {"validate_parameters": "should_validate_parameters"}
+"""Decorator keywords kept under another attribute name (Prefect's: ``validate_parameters`` is a method)."""
+
+
 def needs_control(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether a call uses a state feature: ``return_state`` / ``wait_for``, or upstreams to resolve."""
     if kwargs and ("return_state" in kwargs or "wait_for" in kwargs):
@@ -90,7 +94,7 @@ class RunFeatures(HookLists):
         for name in inspect.signature(type(self).__init__).parameters:
             if name in ("self", "fn"):
                 continue
-            attribute = f"{name}_hooks" if name.startswith("on_") else name
+            attribute = f"{name}_hooks" if name.startswith("on_") else _OPTION_ATTRIBUTES.get(name, name)
             if hasattr(self, attribute):
                 value = getattr(self, attribute)
                 current[name] = list(value) if isinstance(value, list) else value
