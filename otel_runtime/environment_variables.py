@@ -19,6 +19,7 @@ __all__ = [
     "OTEL_RUNTIME_RECORD_PARAMETERS",
     "OTEL_RUNTIME_RUN_EVENTS",
     "OTEL_RUNTIME_RUN_METRICS",
+    "OTEL_RUNTIME_SEMCONV",
     "OTEL_RUNTIME_TELEMETRY_FILE",
     "OTEL_RUNTIME_UI_URL",
     "PREFECT_RUNTIME_OVERRIDE_PREFIX",
@@ -116,4 +117,11 @@ wins for its tasks.
 
 Default: ``.otel_runtime/cache`` in the working directory. Read once, at the first cached task run.
 Example: ``OTEL_RUNTIME_CACHE_DIR=/var/cache/etl``.
+"""
+
+OTEL_RUNTIME_SEMCONV: Final = "OTEL_RUNTIME_SEMCONV"
+"""Extra semantic conventions on run spans, a comma list read by ``configure()``: ``cicd`` adds the
+CI/CD ones (a flow run is a ``cicd.pipeline`` run, a task run a ``cicd.pipeline.task`` run).
+
+Default: unset (none). Example: ``OTEL_RUNTIME_SEMCONV=cicd``.
 """

@@ -19,6 +19,9 @@ class Settings:
 
     record_parameters: bool = True
     shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS
+    semconv_cicd: bool = False
+    """Whether run spans also carry the CI/CD conventions (``OTEL_RUNTIME_SEMCONV=cicd``); read only as a
+    run ends in a state other than ``Completed`` (``run_states.close_state``)."""
 
 
 settings = Settings()

@@ -27,6 +27,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
+from otel_runtime._base.settings import settings
+from otel_runtime._core.cicd import CICD_PIPELINE_RESULT, CICD_PIPELINE_TASK_RUN_RESULT, cicd_result
 from otel_runtime._engine.annotations import quote
 from otel_runtime._engine.futures import (
     RunHandle,
@@ -266,6 +268,14 @@ def _end_hooks(scope: RunScope, exc: BaseException | None) -> None:
 _ERROR_TYPES: Final = frozenset({StateType.FAILED, StateType.CRASHED})
 
 
+def _cicd_result(scope: RunScope, state_type: str, state_name: str) -> None:
+    """The CI/CD result of a run that did not end ``Completed`` (the span started with ``success``)."""
+    result = cicd_result(state_type, state_name)
+    if result is not None:
+        is_flow = scope.kind.state_type_key == _keys.FLOW_RUN_STATE_TYPE
+        scope.span.set_attribute(CICD_PIPELINE_RESULT if is_flow else CICD_PIPELINE_TASK_RUN_RESULT, result)
+
+
 def close_state(scope: RunScope, exc: BaseException | None) -> None:
     """Write the final state on the span if it is not the optimistic ``Completed``; hand it to the
     caller who asked for it."""
@@ -287,6 +297,10 @@ def close_state(scope: RunScope, exc: BaseException | None) -> None:
             else:
                 names = (StateType.FAILED.value, "Failed")
             span.set_attributes({type_key: names[0], name_key: names[1]})
+        if settings.semconv_cicd and state is not None:
+            _cicd_result(scope, state.type.value, state.name)
+        elif settings.semconv_cicd and exc is not None:
+            _cicd_result(scope, *names)
     except Exception:
         warn_once("state-attributes", "otel_runtime could not record a run's state", exc_info=True)
     control = scope.control

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_runtime._base.guard import warn_once
 from otel_runtime._base.settings import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, settings
+from otel_runtime._sdk.cicd_spans import set_up_cicd
 from otel_runtime._sdk.existing_exporters import drop_duplicates
 from otel_runtime._sdk.exporters import LOG_EXPORTERS, SPAN_EXPORTERS, SignalExporters, build_exporter
 from otel_runtime._sdk.metrics_setup import (  # run metrics
@@ -223,6 +224,7 @@ def configure(
         if provider.resource is not resource:
             _warn_if_resource_ignored(provider, plan.explicit_resource)
     install_baggage_propagator()
+    set_up_cicd(tracer_provider)  # OTEL_RUNTIME_SEMCONV=cicd
     if logs.exporters:
         instrument_logging(logger_provider)
     shutdown_within(replaced, exit_deadline())
