@@ -474,3 +474,78 @@ def test_a_timed_out_run_is_not_cached_and_the_next_completed_one_is(spans: Capt
     assert calls == [1, 1]
     outcomes = [span.attributes[_keys.CACHE_OUTCOME] for span in task_spans(spans, "slow")]
     assert outcomes == ["miss", "stored", "hit"]
+
+
+SERIAL = """
+import sys, time
+from pathlib import Path
+from otel_runtime import task
+from otel_runtime.cache_policies import INPUTS
+
+@task(cache_policy=INPUTS.configure(key_storage=sys.argv[1], isolation_level="SERIALIZABLE"))
+def once(x: int) -> str:
+    with open(Path(sys.argv[1]).parent / "ran.log", "a") as log:
+        log.write(sys.argv[2] + "\\n")
+    time.sleep(0.3)
+    return sys.argv[2]
+
+print(once(1))
+"""
+
+
+def test_serializable_runs_a_key_once_across_processes(tmp_path: Path) -> None:
+    """Four processes start one ``SERIALIZABLE`` key together: the body runs once, the other three
+    wait for it and return its value."""
+    script = tmp_path / "serial.py"
+    script.write_text(SERIAL, encoding="utf-8")
+    env = {**os.environ, "OTEL_SDK_DISABLED": "true"}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "c"), f"p{n}"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outputs = [racer.communicate(timeout=120)[0].strip() for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 4
+    ran = (tmp_path / "ran.log").read_text().split()
+    assert len(ran) == 1 and set(outputs) == set(ran)
+
+
+def test_serializable_runs_a_key_once_across_threads(spans: CapturedSpans, tmp_path: Path) -> None:
+    """Eight threads call one ``SERIALIZABLE`` key: one run stores, seven wait and hit."""
+    import time
+
+    @task(cache_policy=INPUTS.configure(key_storage=tmp_path / "s", isolation_level="SERIALIZABLE"))
+    def serial(x: int) -> int:
+        calls.append(x)
+        time.sleep(0.2)
+        return x
+
+    threads = [threading.Thread(target=serial, args=(1,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [1]
+    outcomes = sorted(str(span.attributes[_keys.CACHE_OUTCOME]) for span in task_spans(spans, "serial"))
+    assert outcomes == ["hit"] * 7 + ["stored"]
+
+
+def test_serializable_async_runs_wait_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Async ``SERIALIZABLE`` runs of one key under ``gather``: one runs, the others hit."""
+
+    @task(cache_policy=INPUTS.configure(key_storage=tmp_path / "a", isolation_level="SERIALIZABLE"))
+    async def serial_async(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.1)
+        return x
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(serial_async(2) for _ in range(4))))
+
+    assert asyncio.run(main()) == [2] * 4
+    assert calls == [2]

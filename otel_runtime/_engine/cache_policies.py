@@ -12,9 +12,10 @@ or the task run id outside a flow), ``NONE`` / ``NO_CACHE`` (no key: no caching)
     def load(path: str, debug: bool = False) -> bytes: ...
 
 ``configure(key_storage=...)`` picks the directory of the file store for the policy's records (a
-``str`` or ``Path``; Prefect's storage blocks need its server). ``isolation_level`` and
-``lock_manager`` are accepted and kept, as in Prefect, but not enforced: two concurrent runs of the
-same key may both run (Prefect's default, ``READ_COMMITTED``); the store stays consistent either way.
+``str`` or ``Path``; Prefect's storage blocks need its server). ``isolation_level="SERIALIZABLE"``
+runs one run of a key at a time, across threads and processes (a lock file per key in that
+directory); the default, Prefect's ``READ_COMMITTED``, lets concurrent runs of a key all run, the
+store staying consistent either way. ``lock_manager`` is accepted and kept, not used.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class CachePolicy:
         isolation_level: Any = None,
     ) -> CachePolicy:
         """A copy of this policy with the given key storage (a directory), lock manager and isolation
-        level; those not given keep their value. Isolation and locks are recorded, not enforced."""
+        level; those not given keep their value. The lock manager is recorded, not used."""
         new = copy.copy(self)
         if key_storage is not None:
             new.key_storage = _storage(key_storage)

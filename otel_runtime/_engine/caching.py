@@ -30,7 +30,7 @@ from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._engine.cache_keys import cache_key_digest
 from otel_runtime._engine.cache_policies import DEFAULT, CacheKeyFn, CachePolicy, _None
 from otel_runtime._engine.futures import TaskRunFuture
-from otel_runtime._engine.result_store import CacheRecord, result_store
+from otel_runtime._engine.result_store import CacheRecord, KeyLock, result_store
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 from otel_runtime._engine.run_states import settle_task
 from otel_runtime._engine.states import State, StateType, is_state_iterable
@@ -43,11 +43,12 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "TaskCache",
     "answer",
-    "begin",
     "cache_directory",
     "call_cached",
     "call_cached_async",
     "finish",
+    "key_lock",
+    "run_key",
     "task_cache",
 ]
 
@@ -84,6 +85,7 @@ class TaskCache:
     expiration: float | None
     refresh: bool
     in_memory: bool
+    serializable: bool = False
 
     def key(
         self, context: TaskRunContext, parameters: dict[str, Any], flow_parameters: dict[str, Any]
@@ -180,16 +182,21 @@ def _mark_hit(span: Span, record: CacheRecord) -> None:
         span.add_link(origin, link)
 
 
-def begin(cache: TaskCache, scope: RunScope) -> tuple[str | None, CacheRecord | None]:
-    """In a caching task's run, its context attached: the run's key and the record that answers it
-    (``None`` on a miss, or with no key)."""
+def run_key(cache: TaskCache, scope: RunScope) -> str | None:
+    """In a caching task's run, its context attached: the run's cache key (``None``: no caching)."""
     task_context = scope.context.get(TASK_RUN_CONTEXT)
     if not isinstance(task_context, TaskRunContext):
-        return None, None
+        return None
     flow_context = scope.context.get(FLOW_RUN_CONTEXT)
     flow_parameters = dict(flow_context.parameters) if isinstance(flow_context, FlowRunContext) else {}
-    key = cache.key(task_context, dict(task_context.parameters), flow_parameters)
-    return key, cache.lookup(scope.span, key)
+    return cache.key(task_context, dict(task_context.parameters), flow_parameters)
+
+
+def key_lock(cache: TaskCache, key: str | None) -> KeyLock | None:
+    """The lock a ``SERIALIZABLE`` policy's run holds from its lookup to its store, else ``None``."""
+    if key is None or not cache.serializable:
+        return None
+    return result_store.files(cache_directory(cache.policy)).lock(key)
 
 
 def answer(scope: RunScope, record: CacheRecord) -> Any:
@@ -217,42 +224,70 @@ def finish(cache: TaskCache, scope: RunScope, key: str | None, result: Any) -> N
     cache.store(scope.span, key, result, run.id)
 
 
+def _acquired(lock: KeyLock | None) -> KeyLock | None:
+    """``lock``, held; ``None`` (the run goes on unlocked, one warning) if it cannot be taken."""
+    if lock is None:
+        return None
+    try:
+        lock.acquire()
+    except OSError as exc:
+        warn_once(f"cache-lock:{lock.path.parent}", f"otel_runtime could not lock {lock.path}: {exc}")
+        return None
+    return lock
+
+
 # ``call_cached`` and ``call_cached_async`` are one run written twice (the async one awaits): the run's
 # frame stays ``Runnable._run_sync`` / ``_run_async``'s, which hand a caching task's run over here.
 def call_cached(
     owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
 ) -> Any:
     """A caching task's run, its context attached: answered from the cache, or run (with its retries),
-    settled, and its value stored."""
+    settled, and its value stored; under the key's lock for a ``SERIALIZABLE`` policy."""
     cache: TaskCache = owner._cache
-    key, hit = begin(cache, scope)
-    if hit is not None:
-        return answer(scope, hit)
-    retry = owner._retry
-    result = owner.fn(*args, **kwargs) if retry is None else retry.call(scope, owner.fn, args, kwargs)
-    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
-        result = owner._settle(scope, result)
-    finish(cache, scope, key, result)
-    return result
+    key = run_key(cache, scope)
+    lock = _acquired(key_lock(cache, key))
+    try:
+        hit = cache.lookup(scope.span, key)
+        if hit is not None:
+            return answer(scope, hit)
+        retry = owner._retry
+        result = owner.fn(*args, **kwargs) if retry is None else retry.call(scope, owner.fn, args, kwargs)
+        if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+            result = owner._settle(scope, result)
+        finish(cache, scope, key, result)
+        return result
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 async def call_cached_async(
     owner: Any, scope: RunScope, args: tuple[Any, ...], kwargs: dict[str, Any], control: Any
 ) -> Any:
-    """:func:`call_cached` for an async task."""
+    """:func:`call_cached` for an async task (the lock is waited for in a thread)."""
     cache: TaskCache = owner._cache
-    key, hit = begin(cache, scope)
-    if hit is not None:
-        return answer(scope, hit)
-    retry = owner._retry
-    if retry is None:
-        result = await owner.fn(*args, **kwargs)
-    else:
-        result = await retry.call_async(scope, owner.fn, args, kwargs)
-    if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
-        result = owner._settle(scope, result)
-    finish(cache, scope, key, result)
-    return result
+    key = run_key(cache, scope)
+    lock = key_lock(cache, key)
+    if lock is not None:
+        import asyncio  # only SERIALIZABLE async runs wait for a lock
+
+        lock = await asyncio.to_thread(_acquired, lock)
+    try:
+        hit = cache.lookup(scope.span, key)
+        if hit is not None:
+            return answer(scope, hit)
+        retry = owner._retry
+        if retry is None:
+            result = await owner.fn(*args, **kwargs)
+        else:
+            result = await retry.call_async(scope, owner.fn, args, kwargs)
+        if control is not None or owner._settle_always or owner._has_end_hooks or isinstance(result, State):
+            result = owner._settle(scope, result)
+        finish(cache, scope, key, result)
+        return result
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def task_cache(
@@ -293,4 +328,7 @@ def task_cache(
             f"Ignoring `cache_policy` of task {owner!r} because `persist_result` is False",
         )
         return None
-    return TaskCache(owner, cache_policy, expiration, bool(refresh_cache), bool(cache_result_in_memory))
+    serializable = cache_policy.isolation_level == "SERIALIZABLE"
+    return TaskCache(
+        owner, cache_policy, expiration, bool(refresh_cache), bool(cache_result_in_memory), serializable
+    )

@@ -26,11 +26,24 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+try:
+    import fcntl
+except ImportError:  # Windows: locks exclude this process's threads only
+    fcntl = None  # type: ignore[assignment]
 
 from otel_runtime._base.guard import internal_logger, warn_once
 
-__all__ = ["MEMORY_LIMIT", "CacheRecord", "FileStore", "MemoryStore", "ResultStore", "result_store"]
+__all__ = [
+    "MEMORY_LIMIT",
+    "CacheRecord",
+    "FileStore",
+    "KeyLock",
+    "MemoryStore",
+    "ResultStore",
+    "result_store",
+]
 
 _MAGIC: Final = b"otel_runtime-cache-1\n"
 _DIGEST_SIZE: Final = 32
@@ -129,6 +142,49 @@ class FileStore:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+    def lock(self, key: str) -> KeyLock:
+        """The lock of ``key`` (``SERIALIZABLE`` isolation): one holder at a time, across threads and
+        processes."""
+        return KeyLock(self.path_for(key).with_suffix(".lock"))
+
+
+class KeyLock:
+    """An exclusive ``flock`` on a lock file beside a key's record. Each ``acquire`` opens the file
+    anew, so threads of one process exclude each other as processes do (``flock`` locks belong to
+    the open file). Without ``fcntl`` (Windows) it excludes threads of this process only."""
+
+    _local: ClassVar[dict[str, threading.Lock]] = {}
+    _local_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Wait until the lock is free, then hold it. Raises ``OSError`` if the file cannot be opened."""
+        if fcntl is None:
+            with KeyLock._local_guard:
+                lock = KeyLock._local.setdefault(str(self.path), threading.Lock())
+            lock.acquire()
+            return
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next holder in."""
+        if fcntl is None:
+            KeyLock._local[str(self.path)].release()
+            return
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file releases its flock
 
 
 def encode(record: CacheRecord) -> bytes:
