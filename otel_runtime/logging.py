@@ -26,6 +26,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -36,13 +37,24 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.run_fields import EMPTY_FIELDS, logger_fields, run_fields
+from otel_runtime._engine.log_records import RESERVED, EventText, record_extra
+from otel_runtime._engine.run_fields import EMPTY_FIELDS, run_fields
+from otel_runtime._engine.run_logger import RunLogger, run_logger, set_run_logger_level
 from otel_runtime._surface.log_export import OTelLogHandler, is_otel_handler
 from otel_runtime.context import get_run_context
 
-__all__ = ["OTelLogHandler", "add_run_context", "configure_logging", "get_run_logger", "instrument_logging"]
+__all__ = [
+    "OTelLogHandler",
+    "RunLogger",
+    "add_run_context",
+    "configure_logging",
+    "get_run_logger",
+    "instrument_logging",
+    "render_to_record",
+]
 
 _FIELD_KEYS = frozenset(_keys.LOG_FIELDS)
+_RECORD_ATTRIBUTES = RESERVED - {"stack_info"}  # a record's own attributes; its stack is rendered
 _lock = threading.Lock()
 _console_handler: logging.Handler | None = None
 _otel_handler: OTelLogHandler | None = None
@@ -69,15 +81,80 @@ def add_run_context(logger: WrappedLogger, method_name: str, event_dict: EventDi
     return event_dict
 
 
-def get_run_logger(**initial_values: Any) -> Any:
-    """A structlog logger bound to the active run's ids and names (``deployment_name`` included).
+def get_run_logger(**extra: Any) -> RunLogger:
+    """The run logger: a stdlib ``logging`` logger bound to the active run, as Prefect's.
+
+    A ``logging.LoggerAdapter`` over the ``otel_runtime.run`` logger. Its records carry the run fields
+    as attributes (``deployment_name``, ``flow_run_id``, ``flow_run_name``, ``task_run_id``,
+    ``task_run_name``, and ``trace_id`` / ``span_id`` of each line's span), Prefect's ``flow_name`` and
+    ``task_name``, and ``extra``. It takes ``%``-style arguments, ``extra=``, ``exc_info``,
+    ``stack_info`` and ``stacklevel``, and structlog's key-value style (``logger.info("rows",
+    count=3)``, ``logger.bind(...)``). ``DEBUG`` lines are dropped at its default level, ``INFO``.
 
     Raises :class:`~otel_runtime.context.MissingContextError` outside a flow run or task run, as
-    Prefect's ``get_run_logger`` does. The trace and span ids are left to :func:`add_run_context`, which
-    reads them where each line is logged.
+    Prefect's ``get_run_logger`` does.
     """
     get_run_context()
-    return structlog.get_logger(_keys.RUN_LOGGER_NAME).bind(**logger_fields(), **initial_values)
+    return run_logger(**extra)
+
+
+def render_to_record(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+    """structlog processor, last in the chain: the event as an ordinary ``logging`` call.
+
+    structlog's ``render_to_log_args_and_kwargs``, so the record's message is the event text (with
+    ``%``-style positional arguments deferred to ``logging``) and every field is a record attribute
+    that any handler reads. Fields named like a ``LogRecord`` attribute (``filename``, ``name``, ...)
+    get a trailing underscore instead of making ``logging`` raise; values OTLP cannot carry become
+    their ``repr``; an ``extra={...}`` argument is merged in (the event's own fields win).
+    """
+    given = event_dict.pop("extra", None)
+    if isinstance(given, dict):
+        event_dict = {**given, **event_dict}
+    args, kwargs = structlog.stdlib.render_to_log_args_and_kwargs(logger, method_name, event_dict)
+    extra = kwargs.get("extra")
+    if extra is not None:
+        extra = kwargs["extra"] = record_extra(extra)
+    return (EventText.of(args[0], extra or {}), *args[1:]), kwargs
+
+
+def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+    """``add_run_context`` then ``render_to_record`` in one step: last in ``configure_logging()``'s chain.
+
+    The same call as structlog's ``render_to_log_args_and_kwargs`` makes, in one pass since it runs on
+    every structlog line; only the caller's own fields need checking (usually one or two): the run
+    fields are names and values ``logging`` and OTLP take as they are.
+    """
+    event = event_dict.pop("event")
+    args = event_dict.pop("positional_args", ())
+    kwargs: dict[str, Any] = {}
+    for name in _LOG_KWARG_NAMES:
+        if name in event_dict:
+            kwargs[name] = event_dict.pop(name)
+    given = event_dict.pop("extra", None)
+    if isinstance(given, dict):
+        event_dict = {**given, **event_dict}
+    try:
+        fields = run_fields()
+    except Exception:
+        warn_once("log-fields", "otel_runtime could not read the run context for a log line", exc_info=True)
+        fields = EMPTY_FIELDS
+    extra: dict[str, Any]
+    if not event_dict:
+        extra = dict(fields)
+    else:
+        extra = dict(record_extra(event_dict))  # event_dict itself when nothing needed fixing: a copy
+        if _FIELD_KEYS.isdisjoint(extra):
+            extra.update(fields)
+        else:
+            extra = {**fields, **extra}
+    kwargs["extra"] = extra
+    text = EventText(event if isinstance(event, str) else str(event))
+    text.fields = extra
+    return (text, *args), kwargs
+
+
+_LOG_KWARG_NAMES = structlog.stdlib.LOG_KWARG_NAMES  # exc_info, stack_info, stacklevel
+_NATIVE_KEYS = ("level", "logger", "timestamp")
 
 
 def _drop_empty_run_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -135,28 +212,44 @@ def configure_logging(
 
     - ``json``: JSON lines (``True``) or structlog's console renderer (``False``); by default the
       console renderer when ``stream`` is a terminal, JSON lines otherwise (files, pipes, containers).
-    - ``level``: the root ``logging`` level; lines below it are dropped before any processing.
+    - ``level``: the level of the root logger and of the run logger; lines below it are dropped before
+      any processing.
     - ``stream``: where lines go; by default ``sys.stderr`` (looked up at each line).
     - ``processors``: your own processors, run on every line after the run fields are added.
 
-    structlog is routed through ``logging`` (``structlog.stdlib.LoggerFactory``) and one handler on the
-    root logger renders both structlog events and other libraries' ``logging`` records through the same
-    processors (structlog's ``ProcessorFormatter``): each gets a timestamp, level, logger name and the
-    run fields. Exceptions render as structured tracebacks in JSON (no local variables) and as
-    tracebacks on the console. Other handlers on the root logger are left alone (so do not also call
-    ``logging.basicConfig()``, or lines print twice). Returns the handler it put on the root logger.
+    structlog is routed through ``logging`` (``structlog.stdlib.LoggerFactory``): each structlog event
+    becomes an ordinary record (:func:`render_to_record`: the message is the event text, the fields and
+    run fields are record attributes), so every handler reads it as it reads any other. One handler on
+    the root logger renders all records through the same processors (structlog's
+    ``ProcessorFormatter`` with ``ExtraAdder``): each gets a timestamp, level, logger name and the run
+    fields. Exceptions render as structured tracebacks in JSON (no local variables) and as tracebacks
+    on the console. It takes the place of ``logging.basicConfig()``: a console handler that
+    ``basicConfig`` put on the root logger (``OTEL_PYTHON_LOG_CORRELATION=true`` makes the logging
+    instrumentation call it) is removed, so no line prints twice; other handlers are left alone. The
+    run logger (``get_run_logger()``, ``log_prints``) gets ``level`` too. Returns the handler it put on
+    the root logger.
     """
     if json is None:
         json = not _isatty(stream if stream is not None else sys.stderr)
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_run_context,
-        structlog.processors.StackInfoRenderer(),
-        *processors,
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    # Every record reaching the handler, structlog's included (they arrive as plain records).
+    record_chain: list[Processor] = [
+        _RecordFields([structlog.contextvars.merge_contextvars, add_run_context, *processors]),
     ]
+    # structlog events, before they become records: what every handler then sees as attributes.
+    event_chain: list[Processor] = [structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars]
+    if processors:
+        event_chain += [
+            structlog.stdlib.add_logger_name,  # what user processors saw before; carried by the record
+            structlog.stdlib.add_log_level,
+            timestamper,
+            add_run_context,
+            *processors,
+            _drop_native_fields,
+        ]
+        event_chain.append(render_to_record)
+    else:
+        event_chain.append(_render_with_run_context)
     rendering: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if json:
         rendering += [
@@ -167,31 +260,98 @@ def configure_logging(
         colors = _isatty(stream if stream is not None else sys.stderr)
         rendering += [_drop_empty_run_fields, _escape_controls, structlog.dev.ConsoleRenderer(colors=colors)]
     handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared], processors=rendering
-        )
-    )
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=record_chain, processors=rendering)
+    handler.setFormatter(formatter)
     global _console_handler  # noqa: PLW0603 - the one handler this function owns
     with _lock:
         root = logging.getLogger()
-        if _console_handler is not None:
-            root.removeHandler(_console_handler)
+        for other in list(root.handlers):
+            if other is _console_handler or _is_basic_console(other):
+                root.removeHandler(other)
         root.addHandler(handler)
         root.setLevel(level)
+        set_run_logger_level(level)
         _console_handler = handler
         structlog.configure(
-            processors=[
-                structlog.stdlib.filter_by_level,
-                structlog.stdlib.PositionalArgumentsFormatter(),
-                *shared,
-                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-            ],
+            processors=event_chain,
             logger_factory=structlog.stdlib.LoggerFactory(),
             wrapper_class=structlog.stdlib.BoundLogger,
             cache_logger_on_first_use=False,
         )
     return handler
+
+
+def _is_basic_console(handler: logging.Handler) -> bool:
+    """A console handler as ``logging.basicConfig()`` makes one: ``configure_logging()`` replaces it.
+
+    Yours, or the one ``opentelemetry-instrumentation-logging`` installs for
+    ``OTEL_PYTHON_LOG_CORRELATION=true``: beside ours, every line would print twice.
+    """
+    if type(handler) is not logging.StreamHandler:
+        return False
+    stream = handler.stream
+    return any(stream is console for console in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__))
+
+
+def _drop_native_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Before a structlog event becomes a record: its level, logger name and time are the record's own."""
+    for key in _NATIVE_KEYS:
+        event_dict.pop(key, None)
+    return event_dict
+
+
+class _RecordFields:
+    """First in the formatter's chain: a record's fields.
+
+    A structlog event's are those :func:`render_to_record` gave the record (its message carries them).
+    For any other record, every attribute a plain ``LogRecord`` lacks, as structlog's ``ExtraAdder``
+    copies them, except ``message`` and ``asctime``, which another handler's ``Formatter`` may have
+    cached on the record. ``stack_info=True`` becomes ``stack``, the stack ``logging`` captured where
+    the line was logged; ``logger`` and ``level`` are the record's, ``timestamp`` is ``stamp``'s.
+    ``stdlib_only`` (contextvars, run fields, the user's processors) run on records from stdlib
+    ``logging`` only: structlog events ran them before they became records. One processor instead of
+    several, since it runs on every line.
+
+    The timestamp is the record's creation time (ISO 8601, UTC, microseconds), as structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes it, but taken from the record (right for a record that
+    waited in a queue) and a third of the cost: the date and time of day are formatted once a second.
+    """
+
+    __slots__ = ("_second", "_stdlib_only")
+
+    def __init__(self, stdlib_only: Sequence[Processor]) -> None:
+        self._stdlib_only = tuple(stdlib_only)
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        record: logging.LogRecord | None = event_dict.get("_record")
+        if record is None:
+            return event_dict
+        message = record.msg
+        if type(message) is EventText:
+            event_dict.update(message.fields)
+        else:
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_ATTRIBUTES:
+                    event_dict[key] = value
+        stack = event_dict.pop("stack_info", None)
+        if stack:
+            event_dict["stack"] = stack
+        # structlog's add_logger_name and add_log_level, inline (a foreign record's method is its level)
+        event_dict["logger"] = record.name
+        event_dict["level"] = method_name
+        event_dict["timestamp"] = self._timestamp(record.created)
+        if type(message) is not EventText:
+            for processor in self._stdlib_only:
+                event_dict = processor(logger, method_name, event_dict)  # type: ignore[assignment]
+        return event_dict
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{cached[1]}.{int((created - second) * 1_000_000):06d}Z"
 
 
 def instrument_logging(

@@ -22,12 +22,15 @@ def spans() -> Iterator[CapturedSpans]:
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """structlog defaults and the root logger's handlers and level are restored after every test."""
+    """structlog defaults, the root logger's handlers and level, and the run logger's level (which
+    configure_logging sets) are restored after every test."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    run_logger = logging.getLogger("otel_runtime.run")
+    handlers, level, run_level = list(root.handlers), root.level, run_logger.level
     try:
         yield
     finally:
+        run_logger.setLevel(run_level)
         structlog.reset_defaults()
         for handler in list(root.handlers):
             if handler not in handlers:

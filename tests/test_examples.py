@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,11 @@ def _run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_prefect_port_prints_the_same_answers_as_prefect(tmp_path: Path) -> None:
-    """The ported Prefect script logs its flow run name, deployment None, task run name and parameters."""
-    output = _run("prefect_port.py", tmp_path).stdout
+    """The ported Prefect script logs its flow run name, deployment None, task run name and parameters,
+    as Prefect does: run logger lines on stderr, ``| INFO    | Flow run '<name>' - <message>``."""
+    output = _run("prefect_port.py", tmp_path).stderr
+    line = r"^\d\d:\d\d:\d\d\.\d{3} \| INFO    \| Flow run '[a-z]+-[a-z]+' - My name is "
+    assert re.search(line, output, re.MULTILINE)
     assert "I belong to deployment None" in output
     assert "Flow run parameters: {'x': 1}" in output
     assert "My name is my_task-" in output

@@ -1,30 +1,46 @@
-"""log_prints=True turns print inside a run into a log line of the run logger."""
+"""log_prints=True turns print inside a run into a log line of the run logger (a stdlib logging record)."""
 
 from __future__ import annotations
 
+import inspect
+import json
+import logging
 import sys
 
+import pytest
 import structlog
-from structlog.testing import capture_logs
 
 from otel_runtime import flow, task
 
+RUN_LOGGER = "otel_runtime.run"
 
-def test_print_inside_a_log_prints_flow_becomes_a_log_event_with_run_ids() -> None:
-    """print in a log_prints flow is logged (with the run's ids) instead of written to stdout."""
+
+def run_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == RUN_LOGGER]
+
+
+def test_print_inside_a_log_prints_flow_becomes_a_log_record_with_run_ids(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """print in a log_prints flow is one INFO record of the run logger (with the run's ids, located at
+    the print call, as Prefect's) instead of text on stdout."""
 
     @flow(log_prints=True)
     def chatty() -> None:
         print("hello", "world")
 
-    with capture_logs() as logs:
-        chatty()
-    events = [entry for entry in logs if entry["event"] == "hello world"]
-    assert len(events) == 1
-    assert events[0]["flow_run_id"] is not None
+    line = inspect.getsourcelines(chatty.fn)[1] + 2  # type: ignore[attr-defined]
+    chatty()
+    (record,) = run_records(caplog)
+    assert (record.levelno, record.getMessage()) == (logging.INFO, "hello world")
+    assert record.flow_run_id is not None  # type: ignore[attr-defined]
+    assert (record.filename, record.lineno, record.funcName) == ("test_log_prints.py", line, "chatty")
+    assert capsys.readouterr().out == ""
 
 
-def test_tasks_inherit_log_prints_and_may_turn_it_off(capsys: object) -> None:
+def test_tasks_inherit_log_prints_and_may_turn_it_off(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A task in a log_prints flow logs its prints; a task with log_prints=False prints normally."""
 
     @task
@@ -40,37 +56,58 @@ def test_tasks_inherit_log_prints_and_may_turn_it_off(capsys: object) -> None:
         inherits()
         opts_out()
 
-    with capture_logs() as logs:
-        parent()
-    assert [entry["event"] for entry in logs] == ["from inheriting task"]
-    assert "from opted-out task" in capsys.readouterr().out  # type: ignore[attr-defined]
+    parent()
+    assert [record.getMessage() for record in run_records(caplog)] == ["from inheriting task"]
+    assert run_records(caplog)[0].task_run_id is not None  # type: ignore[attr-defined]
+    assert "from opted-out task" in capsys.readouterr().out
 
 
-def test_print_to_stderr_and_print_outside_runs_are_untouched(capsys: object) -> None:
+def test_print_to_stderr_and_print_outside_runs_are_untouched(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Only prints meant for stdout inside a log_prints run are captured."""
 
     @flow(log_prints=True)
     def to_stderr() -> None:
         print("to stderr", file=sys.stderr)
 
-    with capture_logs() as logs:
-        to_stderr()
-        print("outside")
-    captured = capsys.readouterr()  # type: ignore[attr-defined]
-    assert logs == []
+    to_stderr()
+    print("outside")
+    captured = capsys.readouterr()
+    assert run_records(caplog) == []
     assert "to stderr" in captured.err
     assert "outside" in captured.out
 
 
-def test_default_structlog_print_logger_does_not_recurse(capsys: object) -> None:
-    """With structlog's default PrintLogger (which itself calls print) a log_prints run logs once."""
-    structlog.reset_defaults()
+def test_structlogs_print_logger_neither_recurses_nor_is_captured(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With structlog writing through its PrintLogger (which itself calls print), a print in a
+    log_prints run is one run logger record, and structlog's own line is printed once, not captured."""
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()], logger_factory=structlog.PrintLoggerFactory()
+    )
+
+    @task
+    def in_thread(n: int) -> None:
+        print("from task", n)
 
     @flow(log_prints=True)
     def printing() -> str:
         print("printed once")
+        structlog.get_logger().info("structlog line")
+        for future in in_thread.map(range(3)):
+            future.result()
         return "done"
 
     assert printing() == "done"
-    lines = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
-    assert len([line for line in lines if "printed once" in line]) == 1
+    records = run_records(caplog)
+    assert sorted(record.getMessage() for record in records) == [
+        "from task 0",
+        "from task 1",
+        "from task 2",
+        "printed once",
+    ]
+    assert len({record.task_run_id for record in records if record.getMessage() != "printed once"}) == 3  # type: ignore[attr-defined]
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["structlog line"]

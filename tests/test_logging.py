@@ -25,7 +25,7 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.semconv.attributes import exception_attributes
-from structlog.testing import LogCapture, capture_logs
+from structlog.testing import LogCapture
 
 from otel_runtime import deployment, flow, runtime, task
 from otel_runtime._base import keys as _keys
@@ -519,29 +519,6 @@ def test_get_run_logger_outside_a_run_raises_missing_context_error() -> None:
         get_run_logger()
 
 
-def test_get_run_logger_is_bound_to_the_run_even_without_our_processor() -> None:
-    """capture_logs replaces every processor, yet the run logger's lines carry the run's ids and names."""
-    seen: dict[str, Any] = {}
-
-    @task
-    def work() -> None:
-        seen["ids"] = (runtime.flow_run.id, runtime.task_run.id, runtime.task_run.name)
-        get_run_logger(step="one").info("working")
-
-    @flow
-    def pipeline() -> None:
-        work()
-
-    with capture_logs() as logs, deployment("nightly"):
-        pipeline()
-    (entry,) = logs
-    assert entry["event"] == "working"
-    assert entry["step"] == "one"
-    assert entry["deployment_name"] == "nightly"
-    assert (entry["flow_run_id"], entry["task_run_id"], entry["task_run_name"]) == seen["ids"]
-    assert "trace_id" not in entry  # left to add_run_context, which reads it where the line is logged
-
-
 def test_log_prints_go_through_configure_logging_once_and_export_once(
     exported: InMemoryLogRecordExporter, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -565,40 +542,6 @@ def test_log_prints_go_through_configure_logging_once_and_export_once(
     captured = capsys.readouterr()
     assert captured.out == "outside\n"
     assert captured.err == "to stderr\n"
-
-
-def test_log_prints_with_structlogs_print_logger_neither_recurses_nor_duplicates(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """structlog's PrintLogger itself calls print: each captured print still makes exactly one line."""
-    structlog.configure(
-        processors=[add_run_context, structlog.processors.JSONRenderer()],
-        logger_factory=structlog.PrintLoggerFactory(),
-    )
-
-    @task
-    def in_thread(n: int) -> None:
-        print("from task", n)
-
-    @flow(log_prints=True)
-    def chatty() -> None:
-        print("from flow")
-        for future in in_thread.map(range(3)):
-            future.result()
-
-    chatty()
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert sorted(line["event"] for line in lines) == [
-        "from flow",
-        "from task 0",
-        "from task 1",
-        "from task 2",
-    ]
-    assert all(line["flow_run_id"] is not None for line in lines)
-    assert len({line["task_run_id"] for line in lines if line["event"] != "from flow"}) == 3
-
-
-# -- OTLP log records ---------------------------------------------------------------------------------
 
 
 def test_a_structlog_event_is_printed_once_and_exported_once_with_ids_and_fields(

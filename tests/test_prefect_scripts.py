@@ -9,6 +9,7 @@ printed: results, states, exceptions, hook calls and the hooks' log lines.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ SCRIPTS = Path(__file__).parent / "prefect_scripts"
 
 
 def run_script(name: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run ``prefect_scripts/<name>`` in ``tmp_path``; its stdout (the test fails on a non-zero exit)."""
+    """Run ``prefect_scripts/<name>`` in ``tmp_path``; its stdout, then its stderr (where the run logger
+    prints, as Prefect's does); the test fails on a non-zero exit."""
     completed = subprocess.run(
         [sys.executable, str(SCRIPTS / name), *args],
         cwd=tmp_path,
@@ -30,7 +32,7 @@ def run_script(name: str, tmp_path: Path, *args: str, env: dict[str, str] | None
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed.stdout
+    return completed.stdout + completed.stderr
 
 
 def test_task_return_values_and_return_state_as_in_the_manage_states_docs(tmp_path: Path) -> None:
@@ -158,6 +160,63 @@ def test_runtime_overrides_in_prefects_spelling_as_in_the_runtime_context_docs(t
     assert "my_flow: ('mocked-run', 2, 2024, True, 'our-spelling')\n" in out
 
 
+RUN_LOGGER_MESSAGES = [
+    ("INFO", "Flow run", "INFO level log message."),
+    ("ERROR", "Flow run", "ERROR level log message."),
+    ("CRITICAL", "Flow run", "CRITICAL level log message."),
+    ("INFO", "Task run", "INFO level log message from a task."),
+    ("INFO", "Flow run", "fetched 42 rows from events table=events"),
+    ("ERROR", "Flow run", "lookup failed"),
+]
+
+
+def test_the_run_logger_prints_as_prefects_when_no_logging_is_set_up(tmp_path: Path) -> None:
+    """The "Emit custom logs" example with no logging set up: each line printed once on stderr in
+    Prefect's format (``HH:MM:SS.mmm | LEVEL   | Flow run 'name' - message``), DEBUG lines dropped,
+    %-arguments applied, the exception's traceback after its line."""
+    out = run_script("run_logger.py", tmp_path, "plain")
+    pattern = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+) *\| (Flow run|Task run) '([\w-]+)' - (.*)$")
+    lines = [match.groups() for match in map(pattern.match, out.splitlines()) if match]
+    assert [(level, kind, message) for level, kind, _, message in lines] == RUN_LOGGER_MESSAGES
+    assert lines[3][2].startswith("log-example-task-")
+    assert "DEBUG" not in out
+    assert out.count("Traceback (most recent call last):") == 1
+    assert "KeyError: 'missing'" in out
+
+
+def test_the_run_logger_goes_through_the_users_logging_set_up_once(tmp_path: Path) -> None:
+    """With ``logging.basicConfig(format=...)``: each line once, through the user's format, which reads
+    Prefect's record attributes (``flow_name``, ``flow_run_name``, ``task_name``, ``task_run_name``)."""
+    out = run_script("run_logger.py", tmp_path, "basic")
+    lines = [line.split("|") for line in out.splitlines() if line.count("|") == 5]
+    assert [(line[0], line[5]) for line in lines] == [
+        (level, message.removesuffix(" table=events")) for level, _, message in RUN_LOGGER_MESSAGES
+    ]
+    assert {line[1] for line in lines} == {"log-example-flow"}
+    assert [line[3] for line in lines] == ["None", "None", "None", "log-example-task", "None", "None"]
+    assert out.count("INFO level log message from a task.") == 1
+
+
+def test_the_run_logger_is_exported_with_trace_ids_by_configure(tmp_path: Path) -> None:
+    """After ``otel_runtime.configure()`` the lines still print once and each is a log record in the
+    local telemetry file, with the run's trace id, its span id and the run fields."""
+    from otel_runtime._tools.otlp_read import iter_logs, read_records
+
+    env = {"OTEL_SDK_DISABLED": "false", "OTEL_RUNTIME_RUN_EVENTS": "false", "OTEL_METRICS_EXPORTER": "none"}
+    out = run_script("run_logger.py", tmp_path, "export", env=env)
+    assert out.count(" - INFO level log message.") == 1
+    path = tmp_path / ".otel_runtime" / "telemetry.jsonl"
+    logs = [log for record in read_records(path) for log in iter_logs(record)]
+    assert [log["body"] for log in logs] == [
+        message.removesuffix(" table=events") for *_, message in RUN_LOGGER_MESSAGES
+    ]
+    assert len({log["trace_id"] for log in logs}) == 1
+    assert all(log["trace_id"] and log["span_id"] and log["attributes"]["flow_run_id"] for log in logs)
+    assert logs[3]["attributes"]["task_name"] == "log-example-task"
+    assert logs[4]["attributes"]["table"] == "events"
+    assert logs[5]["attributes"]["exception.type"] == "KeyError"
+
+
 def test_timeouts_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> None:
     """``timeout_seconds`` stops a sync flow on the main thread mid-``time.sleep``, a called task and an
     async task, raising ``TimeoutError`` in the caller with Prefect's ``TimedOut`` state and messages;
@@ -167,7 +226,9 @@ def test_timeouts_as_in_the_write_workflows_and_tasks_docs(tmp_path: Path) -> No
     assert "I will not execute" not in out
     assert "show_timeouts raised: FlowRunTimeoutError: Scope timed out after 0.5 second(s).\n" in out
     assert "show_timeouts state: FAILED TimedOut Flow run exceeded timeout of 0.5 second(s)\n" in out
-    assert "Flow run exceeded timeout of 0.5 second(s)" in out.split("show_timeouts raised")[0]  # logged
+    # the run logger's line, on stderr
+    logged = r"\| ERROR   \| Flow run '[\w-]+' - Flow run exceeded timeout of 0\.5 second"
+    assert re.search(logged, out)
     assert "slow_task raised: TaskRunTimeoutError: Scope timed out after 0.3 second(s).\n" in out
     assert "slow_task state: FAILED TimedOut Task run exceeded timeout of 0.3 second(s)\n" in out
     assert "retried: done on attempt 2\n" in out

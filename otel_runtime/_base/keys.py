@@ -54,9 +54,11 @@ __all__ = [
     "LINK_TASK_RUN_ID",
     "LOG_DEPLOYMENT_NAME",
     "LOG_FIELDS",
+    "LOG_FLOW_NAME",
     "LOG_FLOW_RUN_ID",
     "LOG_FLOW_RUN_NAME",
     "LOG_SPAN_ID",
+    "LOG_TASK_NAME",
     "LOG_TASK_RUN_ID",
     "LOG_TASK_RUN_NAME",
     "LOG_TRACE_ID",
@@ -254,6 +256,10 @@ LOG_FIELDS: Final = (
     LOG_SPAN_ID,
 )
 """The fields the structlog processor stamps on every log line, in this order."""
+
+LOG_FLOW_NAME: Final = "flow_name"
+LOG_TASK_NAME: Final = "task_name"
+"""Prefect's record attributes, which the run logger's lines carry besides ``LOG_FIELDS`` (or ``None``)."""
 
 RETRY_DELAY_SECONDS: Final = "otel_runtime.retry.delay_seconds"
 """Attribute of the ``retry`` event: seconds until the next attempt starts."""

@@ -8,9 +8,8 @@ import sys
 import threading
 from typing import Any
 
-from otel_runtime._base.keys import RUN_LOGGER_NAME
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
-from otel_runtime._engine.run_fields import logger_fields
+from otel_runtime._engine.run_logger import run_logger
 
 __all__ = ["capture_prints"]
 
@@ -42,10 +41,8 @@ def _print(*values: object, sep: str | None = " ", end: str | None = "\n", file:
 
 
 def _log_print(text: str) -> None:
-    """Log ``text`` as the run logger would (``otel_runtime.logging.get_run_logger().info(text)``)."""
-    import structlog  # on the first captured print, so `import otel_runtime` does not load structlog
-
-    structlog.get_logger(RUN_LOGGER_NAME).bind(**logger_fields()).info(text)
+    """Log ``text`` as the run logger does (``otel_runtime.logging.get_run_logger().info(text)``)."""
+    run_logger().info(text, stacklevel=3)  # the record's location is the print call, as in Prefect
 
 
 def capture_prints() -> None:

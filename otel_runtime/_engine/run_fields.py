@@ -19,7 +19,7 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 
-__all__ = ["EMPTY_FIELDS", "RunFields", "logger_fields", "printable", "run_fields"]
+__all__ = ["EMPTY_FIELDS", "RunFields", "printable", "run_fields"]
 
 RunFields = Mapping[str, "str | None"]
 """``deployment_name``, ``flow_run_id``, ... in ``_keys.LOG_FIELDS`` order. Shared between callers, so
@@ -99,16 +99,4 @@ def _fields_of(context: Context) -> RunFields:
         _keys.LOG_TASK_RUN_NAME: task_run_name,
         _keys.LOG_TRACE_ID: trace.format_trace_id(span_context.trace_id) if valid else None,
         _keys.LOG_SPAN_ID: trace.format_span_id(span_context.span_id) if valid else None,
-    }
-
-
-def logger_fields() -> dict[str, str]:
-    """The run fields a run logger binds: those with a value, less the trace and span ids.
-
-    The ids are left to ``add_run_context``, which reads them where each line is logged.
-    """
-    return {
-        key: value
-        for key, value in run_fields().items()
-        if value is not None and key not in (_keys.LOG_TRACE_ID, _keys.LOG_SPAN_ID)
     }

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.run_fields import logger_fields
+from otel_runtime._engine.run_logger import run_logger
 
 __all__ = ["engine_logger", "log_line"]
 
@@ -18,9 +17,7 @@ __all__ = ["engine_logger", "log_line"]
 def engine_logger() -> Any:
     """The run logger bound to the current run's fields, or ``None`` if there is none to be had."""
     try:
-        import structlog  # on the first engine line, so `import otel_runtime` does not load structlog
-
-        return structlog.get_logger(_keys.RUN_LOGGER_NAME).bind(**logger_fields())
+        return run_logger()
     except Exception:
         return None
 

@@ -35,6 +35,9 @@ class _Demote(logging.Filter):
         if getattr(_local, "exporting", False) and record.levelno >= logging.WARNING:
             _local.reason = record.getMessage()
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            # Demoted after the logger's level check: printed only where DEBUG is enabled for it.
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
         # The reader was shut down first, within its bound, on purpose: its second shutdown is no news.
         return not (getattr(_local, "removing", False) and record.getMessage() == _SECOND_SHUTDOWN)
 

@@ -3,7 +3,8 @@
 The SDK and the OTLP exporters log a warning per retry, per batch and per dropped item. While one of
 our pipelines exports on a thread (``with Attributed(health):``), what they log there becomes that
 pipeline's business: the message is the reason of its one outage warning, and the record drops to
-``DEBUG``. Records logged on any other thread pass unchanged.
+``DEBUG`` (so it is not printed at all unless ``DEBUG`` is enabled for its logger). Records logged
+on any other thread pass unchanged.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ class Attributed:
 
 
 class _QuietSdkLogs(logging.Filter):
-    """Demote the SDK's warnings to ``DEBUG`` on a thread exporting for a pipeline, which takes the reason."""
+    """Demote the SDK's warnings to ``DEBUG`` on a thread exporting for a pipeline, which takes the reason.
+
+    A demoted record goes on only where ``DEBUG`` is enabled for its logger: the logger's level check
+    ran before the filter, on the record's first level, so under ``configure_logging(level=INFO)``
+    it would otherwise print as a ``debug`` line, once per retry.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         health = current_pipeline()
@@ -65,7 +71,7 @@ class _QuietSdkLogs(logging.Filter):
             message = str(record.msg)
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         health.trouble(message)
-        return True
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 _quiet_filter = _QuietSdkLogs()

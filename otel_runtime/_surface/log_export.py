@@ -43,29 +43,20 @@ from opentelemetry.util.types import AnyValue
 
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core.exception_text import bounded_stacktrace, exception_attributes_of
+from otel_runtime._engine.log_records import RESERVED, EventText, any_value
 from otel_runtime._engine.run_fields import run_fields
 
 __all__ = ["OTelLogHandler", "is_otel_handler"]
 
 # Every attribute a plain LogRecord has (plus what formatters add): the rest came from ``extra=``.
-_RECORD_ATTRIBUTES: Final = frozenset(
-    {
-        *vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)),
-        "message",
-        "asctime",
-        "taskName",
-        "_logger",  # set by structlog's ProcessorFormatter.wrap_for_formatter
-        "_name",
-    }
-)
+_RECORD_ATTRIBUTES: Final = RESERVED | {"_logger", "_name"}  # set by structlog's wrap_for_formatter
+_NO_KEYS: Final[frozenset[str]] = frozenset()
 # Keys of a structlog event dict that the log record carries in fields of its own.
 _EVENT_DICT_NATIVE: Final = frozenset(
     {"event", "level", "log_level", "timestamp", "logger", "exc_info", "exception"}
     | {"_record", "_from_structlog"}  # added by ProcessorFormatter in formatter chains
 )
 _SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-_INT64: Final = range(-(2**63), 2**63)
-_MAX_DEPTH: Final = 8
 _emitting = contextvars.ContextVar("otel_runtime_exporting_a_log_record", default=False)
 
 
@@ -95,6 +86,9 @@ class OTelLogHandler(logging.Handler):
     ``logger_provider`` defaults to the global provider, looked up at each record, so a provider set
     later (by ``otel_runtime.configure()``) is picked up. Never raises into the logging call.
     """
+
+    exports_only = True
+    """It prints nothing: the run logger's console fallback still prints beside it."""
 
     def __init__(self, level: int = logging.NOTSET, logger_provider: LoggerProvider | None = None) -> None:
         super().__init__(level)
@@ -130,7 +124,7 @@ class OTelLogHandler(logging.Handler):
 def translate(record: logging.LogRecord) -> LogRecord:
     """The OpenTelemetry log record for one ``logging`` record (see the module docstring)."""
     message = record.msg
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]
     skip: Set[str]
     if isinstance(message, dict) and hasattr(record, "_logger"):
         # A structlog event, passed on whole by ProcessorFormatter.wrap_for_formatter.
@@ -139,6 +133,11 @@ def translate(record: logging.LogRecord) -> LogRecord:
         skip = _EVENT_DICT_NATIVE
         exc_info = message.get("exc_info")
         rendered = message.get("exception")  # a chain that ran format_exc_info before handing over
+    elif type(message) is EventText:  # a structlog event as a plain record: its fields, in one step
+        body = _message(record)
+        fields = message.fields
+        skip = _NO_KEYS
+        exc_info, rendered = record.exc_info, None
     else:
         body = _message(record)
         fields = vars(record)
@@ -149,7 +148,7 @@ def translate(record: logging.LogRecord) -> LogRecord:
     if len(skip) < len(fields):
         for key, value in fields.items():
             if value is not None and key not in skip and isinstance(key, str):
-                attributes[key] = _any_value(value, 0)
+                attributes[key] = any_value(value)
     for key, value in run_fields().items():
         if value is not None:
             attributes.setdefault(key, value)
@@ -166,7 +165,7 @@ def translate(record: logging.LogRecord) -> LogRecord:
         context=get_current(),
         severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
         severity_number=_SEVERITY[levelno] if 0 <= levelno <= 53 else SeverityNumber.FATAL4,
-        body=None if body is None else _any_value(body, 0),
+        body=None if body is None else any_value(body),
         attributes=attributes,
     )
 
@@ -176,24 +175,6 @@ def _message(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:  # arguments that do not fit the format: logging itself would complain
         return str(record.msg)
-
-
-def _any_value(value: object, depth: int) -> AnyValue:
-    """``value`` as an OTLP ``AnyValue``: scalars as they are, lists and mappings item by item, else repr."""
-    if value is None or isinstance(value, (str, bool, float, bytes)):
-        return value
-    if isinstance(value, int):
-        return value if value in _INT64 else str(value)
-    if depth < _MAX_DEPTH:
-        if isinstance(value, Mapping):
-            return {str(key): _any_value(item, depth + 1) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [_any_value(item, depth + 1) for item in value]
-    render = getattr(value, "__structlog__", None)  # structlog's own hook for custom rendering
-    try:
-        return str(render()) if callable(render) else repr(value)
-    except Exception:
-        return f"<unrepresentable {type(value).__qualname__}>"
 
 
 def _exception_attributes(exc_info: object) -> dict[str, AnyValue]:
