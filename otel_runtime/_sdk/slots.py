@@ -235,8 +235,12 @@ def _hook_worker_exit() -> None:
 def shutdown_worker_at_exit() -> None:
     """A worker's exit: flush each pipeline unless its collector stalls, then stop them all, in bound."""
     deadline = exit_deadline()
-    with lock:
+    if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        return  # held by a thread stuck in configure(): the worker still exits
+    try:
         held: list[MonitoredProcessor[Any]] = [*TRACER_SLOTS.empty_all(), *LOGGER_SLOTS.empty_all()]
+    finally:
+        lock.release()
     flushed: list[MonitoredProcessor[Any]] = []
 
     def flush(processor: MonitoredProcessor[Any]) -> None:
