@@ -125,9 +125,9 @@ def terminate() -> None:
     # A run still going on in another thread may end its span, already ended here; the SDK's complaint
     # about that is of no use to anyone in the last moments of the process.
     logging.getLogger("opentelemetry.sdk.trace").setLevel(logging.ERROR)
-    for runs in list(_open_runs.values()):
-        runs.cancel_all()
-    helper = threading.Thread(target=_shutdown, name="otel_runtime-sigterm", daemon=True)
+    # Not here, in the handler: the interrupted main thread may hold a lock that ending a span takes
+    # (a span processor's), and would wait for itself. The helper may block on it too; the bound holds.
+    helper = threading.Thread(target=_cancel_and_shut_down, name="otel_runtime-sigterm", daemon=True)
     helper.start()
     helper.join(settings.shutdown_timeout_millis / 1000 + _SLACK_S)
     tell_running_ended()  # a pool worker: its task runs have their (cancelled) spans, not a crash
@@ -135,8 +135,11 @@ def terminate() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _shutdown() -> None:
-    """What the exit hooks do: every exporter and metric reader stops, all within the exit bound."""
+def _cancel_and_shut_down() -> None:
+    """End the open runs as cancelled, then do what the exit hooks do: every exporter and metric
+    reader stops, all within the exit bound."""
+    for runs in list(_open_runs.values()):
+        runs.cancel_all()
     try:
         start_shutdown_at_exit()
         shutdown_at_exit()
