@@ -131,6 +131,8 @@ class Runnable(RunFeatures, Generic[P, R]):
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults included (``TypeError`` if they don't fit)."""
         names = self._positional_names
+        if not args and not kwargs and names == ():
+            return {}  # no parameters, none given: what bind() would say, without building it
         if names is not None and not kwargs and len(args) == len(names):
             return dict(zip(names, args, strict=True))  # all given by position: what bind() would say
         bound = self._signature.bind(*args, **kwargs)
