@@ -32,5 +32,10 @@ PrefectFuture = TaskRunFuture
 """Prefect's name for the future of a task run: the same class as ``otel_runtime.TaskRunFuture``."""
 
 __all__ = [
-    "DoneAndNotDoneFutures", "PrefectFuture", "PrefectFutureList", "TaskRunFuture", "as_completed", "wait",
+    "DoneAndNotDoneFutures",
+    "PrefectFuture",
+    "PrefectFutureList",
+    "TaskRunFuture",
+    "as_completed",
+    "wait",
 ]

@@ -26,8 +26,13 @@ def test_flow_and_task_runs_put_the_design_keys_in_baggage() -> None:
     """A flow run's baggage has deployment, flow run and flow keys; its task runs add task_run.id."""
     with deployment("nightly") as active:
         in_flow, in_task = flow_baggage()
-    assert set(in_flow) == {_keys.DEPLOYMENT_ID, _keys.DEPLOYMENT_NAME, _keys.FLOW_RUN_ID,
-                            _keys.FLOW_RUN_NAME, _keys.FLOW_NAME}
+    assert set(in_flow) == {
+        _keys.DEPLOYMENT_ID,
+        _keys.DEPLOYMENT_NAME,
+        _keys.FLOW_RUN_ID,
+        _keys.FLOW_RUN_NAME,
+        _keys.FLOW_NAME,
+    }
     assert in_flow[_keys.DEPLOYMENT_ID] == active.id
     assert in_flow[_keys.FLOW_NAME] == "flow_baggage"
     assert set(in_task) == set(in_flow) | {_keys.TASK_RUN_ID}

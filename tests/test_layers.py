@@ -56,7 +56,11 @@ LATE_BOUND: dict[tuple[str, str], str] = {
 }
 
 HEAVY_MODULES = (
-    "opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.proto", "google.protobuf", "grpc",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "opentelemetry.proto",
+    "google.protobuf",
+    "grpc",
 )
 
 
@@ -139,9 +143,7 @@ def test_the_layer_test_sees_function_level_and_type_checking_imports(tmp_path: 
 def test_every_late_bound_import_is_still_needed() -> None:
     """Each allow-listed upward import still exists, so the list cannot rot into a blanket pass."""
     seen = {
-        (module_name(path), imported)
-        for path in package_files()
-        for _, imported in imported_modules(path)
+        (module_name(path), imported) for path in package_files() for _, imported in imported_modules(path)
     }
     for source, target in LATE_BOUND:
         used = any(s == source and (i == target or i.startswith(target + ".")) for s, i in seen)

@@ -449,7 +449,7 @@ def test_baggage_decoder_reads_plus_literally_unless_told_otherwise() -> None:
 
 def test_baggage_decoder_skips_malformed_members_and_drops_properties() -> None:
     """Members without '=', with a non-token key, bad octets or broken UTF-8 are skipped; properties go."""
-    header = "good=1;prop=x, =nokey,bad key=2,novalue,quote=\"x\",utf=%FF,empty=,spaced = 3 "
+    header = 'good=1;prop=x, =nokey,bad key=2,novalue,quote="x",utf=%FF,empty=,spaced = 3 '
     assert _entries(header) == {"good": "1", "empty": "", "spaced": "3"}
 
 
@@ -500,8 +500,15 @@ def test_configure_baggage_restricts_which_keys_leave_the_process() -> None:
     finally:
         otel_context.detach(token)
     keys = {member.split("=")[0] for member in header.split(",")}
-    assert keys == {"tenant", "feature.x", "flow_run.id", "flow_run.name", "flow.name", "deployment.id",
-                    "deployment.name"}
+    assert keys == {
+        "tenant",
+        "feature.x",
+        "flow_run.id",
+        "flow_run.name",
+        "flow.name",
+        "deployment.id",
+        "deployment.name",
+    }
     assert without_run_keys == "tenant=acme"
 
 

@@ -40,7 +40,10 @@ def test_custom_names_and_predicates() -> None:
     """``Completed(name="Skipped")`` keeps its type; the ``is_*`` predicates follow the type."""
     skipped = Completed(name="Skipped", message="nothing to do")
     assert (skipped.type, skipped.name, skipped.is_completed(), skipped.is_failed()) == (
-        StateType.COMPLETED, "Skipped", True, False
+        StateType.COMPLETED,
+        "Skipped",
+        True,
+        False,
     )
     assert str(skipped) == "Skipped('nothing to do', type=COMPLETED)"
     assert str(Completed()) == "Completed()"

@@ -35,7 +35,7 @@ def new_run_id() -> str:
     ``uuid.uuid4()``: its ``os.urandom`` system call made it a tenth of a task run's overhead. Run ids
     must be unique, not secret.
     """
-    digits = (_random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16).hex()
+    digits = (_random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16, "big").hex()
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 

@@ -75,8 +75,9 @@ def crash_message(exc: BaseException) -> str:
     return f"Execution was interrupted by an unexpected exception: {_describe(exc)}"
 
 
-def failed_state(exc: BaseException, kind: str, task_run_id: str | None = None,
-                 flow_run_id: str | None = None) -> State[Any]:
+def failed_state(
+    exc: BaseException, kind: str, task_run_id: str | None = None, flow_run_id: str | None = None
+) -> State[Any]:
     """The final state of a run (``kind`` ``"Task"`` or ``"Flow"``) that ``exc`` ended, with Prefect's
     messages: FAILED for an exception its code raised, CRASHED for a dead worker, CANCELLED for a
     signal or an exit."""
@@ -155,8 +156,9 @@ class TaskRunFuture(Generic[R]):
             return Running() if future.running() else Pending()
         details = {"task_run_id": self.task_run_id}
         if future.cancelled():
-            state: State[Any] = Cancelled(message="The task run was cancelled before it started.",
-                                          state_details=details)
+            state: State[Any] = Cancelled(
+                message="The task run was cancelled before it started.", state_details=details
+            )
         else:
             exc = future.exception()
             if exc is not None:

@@ -18,8 +18,9 @@ _logging = contextvars.ContextVar("otel_runtime_logging_a_print", default=False)
 _install_lock = threading.Lock()
 
 
-def _print(*values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-           flush: bool = False) -> None:
+def _print(
+    *values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
     """``print``, except in a ``log_prints`` run, where text meant for stdout goes to the run logger.
 
     Prints from structlog itself (its ``PrintLogger`` writes with ``print``) are never captured.

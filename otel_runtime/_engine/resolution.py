@@ -29,8 +29,10 @@ class BlockedBy(UpstreamTaskError):  # noqa: N818 - an UpstreamTaskError, as Pre
     """An :class:`UpstreamTaskError` that carries the ``upstream`` (a future or a state) that blocked."""
 
     def __init__(self, upstream: TaskRunFuture[Any] | State[Any]) -> None:
-        run_id = upstream.task_run_id if isinstance(upstream, TaskRunFuture) else (
-            upstream.state_details.task_run_id or upstream.state_details.flow_run_id
+        run_id = (
+            upstream.task_run_id
+            if isinstance(upstream, TaskRunFuture)
+            else (upstream.state_details.task_run_id or upstream.state_details.flow_run_id)
         )
         super().__init__(f"Upstream task run '{run_id}' did not reach a 'COMPLETED' state.")
         self.upstream = upstream

@@ -262,14 +262,20 @@ def Retrying(cls: type[State[Any]] = State, **kwargs: Any) -> State[Any]:  # noq
     return cls(type=StateType.RUNNING, **kwargs)
 
 
-def Scheduled(cls: type[State[Any]] = State, scheduled_time: datetime | None = None,  # noqa: N802
-              **kwargs: Any) -> State[Any]:
+def Scheduled(  # noqa: N802
+    cls: type[State[Any]] = State,
+    scheduled_time: datetime | None = None,
+    **kwargs: Any,
+) -> State[Any]:
     """A SCHEDULED state (``scheduled_time`` is accepted for Prefect's signature; nothing schedules)."""
     return cls(type=StateType.SCHEDULED, **kwargs)
 
 
-def AwaitingRetry(cls: type[State[Any]] = State, scheduled_time: datetime | None = None,  # noqa: N802
-                  **kwargs: Any) -> State[Any]:
+def AwaitingRetry(  # noqa: N802
+    cls: type[State[Any]] = State,
+    scheduled_time: datetime | None = None,
+    **kwargs: Any,
+) -> State[Any]:
     """A SCHEDULED state named ``AwaitingRetry``."""
     kwargs.setdefault("name", "AwaitingRetry")
     return cls(type=StateType.SCHEDULED, **kwargs)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DaskTaskRunner", "ProcessPoolTaskRunner", "TaskRunner", "ThreadPoolTaskRunner"]
 
+
 class TaskRunner(ABC):
     """Runs submitted task runs and returns a ``concurrent.futures.Future`` for each."""
 

@@ -163,10 +163,13 @@ if __name__ == "__main__":
     resulting_sum = sum_it_unmapped([4, 5, 6], [1, 2, 3])
     assert resulting_sum == [10, 11, 12]
     print("sums: ok")
-    print("evaluate_models:", evaluate_models(
-        datasets=[Dataset("customers"), Dataset("products"), Dataset("orders")],
-        model_configs=[ModelConfig("random_forest"), ModelConfig("gradient_boosting")],
-    ))
+    print(
+        "evaluate_models:",
+        evaluate_models(
+            datasets=[Dataset("customers"), Dataset("products"), Dataset("orders")],
+            model_configs=[ModelConfig("random_forest"), ModelConfig("gradient_boosting")],
+        ),
+    )
     print("containers:", resolves_inside_containers())
     print("returns_futures:", returns_futures())
     print("as_completed:", first_finished())

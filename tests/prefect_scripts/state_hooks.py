@@ -11,10 +11,10 @@ calls = []
 
 
 def first_task_hook(tsk, run, state) -> None:
-    if not state.name == 'Cached':
-        print('I run anytime this task executes successfully')
+    if not state.name == "Cached":
+        print("I run anytime this task executes successfully")
     else:
-        print('and can condition my behavior on details of this run')
+        print("and can condition my behavior on details of this run")
     calls.append(("first_task_hook", tsk.name, run.name == runtime.task_run.name, state.name))
 
 
@@ -26,7 +26,7 @@ def nice_task(name: str):
 # alternatively hooks can be specified via decorator
 @nice_task.on_completion
 def second_hook(tsk, run, state) -> None:
-    print('another hook')
+    print("another hook")
     calls.append(("second_hook", state.type.value))
 
 
@@ -44,7 +44,7 @@ def my_succeed_or_fail_hook(task, task_run, state):
 
 @task(
     on_completion=[my_success_hook, my_succeed_or_fail_hook],
-    on_failure=[my_failure_hook, my_succeed_or_fail_hook]
+    on_failure=[my_failure_hook, my_succeed_or_fail_hook],
 )
 def maybe(fail: bool):
     if fail:
@@ -66,9 +66,7 @@ def bad_task():
 
 @flow
 def ok_with_failure_flow(x: str = "foo", y: int = 42):
-    bad_task_with_a_hook = bad_task.with_options(
-        on_failure=[partial(my_hook, **dict(x=x, y=y))]
-    )
+    bad_task_with_a_hook = bad_task.with_options(on_failure=[partial(my_hook, **dict(x=x, y=y))])
     # return a tuple of "bar" and the task run state
     # to avoid raising the task's exception
     return "bar", bad_task_with_a_hook(return_state=True)
@@ -99,7 +97,7 @@ def survives_its_hook():
 
 
 if __name__ == "__main__":
-    nice_task(name='Marvin')
+    nice_task(name="Marvin")
     print("calls:", calls)
     maybe(False)
     try:
