@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import importlib.util
@@ -197,7 +198,19 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
                     initargs=(self.configure_worker, writer),
                 )
             executor = self._executor
-        return executor.submit(run_task, call)
+        try:
+            return executor.submit(run_task, call)
+        except concurrent.futures.BrokenExecutor as broken:
+            return _crashed_future(broken)
+        except OSError as error:
+            if not getattr(executor, "_broken", False):
+                raise
+            # The pool broke while this submit was starting a worker for it (its queue closed under it).
+            from concurrent.futures.process import BrokenProcessPool
+
+            crashed = BrokenProcessPool(f"a pool process terminated abruptly as this run was submitted ({error})")
+            crashed.__cause__ = error
+            return _crashed_future(crashed)
 
     def _record_if_crashed(self, call: RemoteCall, future: concurrent.futures.Future[Any]) -> None:
         # A broken pool fails every future at once, while its other workers may still be ending their
@@ -223,6 +236,8 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
+            if self._crashed or getattr(executor, "_broken", False):
+                _terminate_workers(executor)
             executor.shutdown(wait=wait, cancel_futures=not wait)  # its workers have exited now
         with self._lock:
             self._drain_ended()
@@ -234,6 +249,32 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
             end.close()
         for call, error in crashed:
             run_crashed(call, error)
+
+
+def _crashed_future(broken: concurrent.futures.BrokenExecutor) -> concurrent.futures.Future[Any]:
+    """A done future of a run the pool could not take: it crashed, as the runs already queued did."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    future.set_exception(broken)
+    return future
+
+
+def _terminate_workers(executor: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Send ``SIGTERM`` to the broken pool's workers that are still alive, so its shutdown can join them.
+
+    A broken pool terminates its workers and joins them, but a worker that ``submit`` started on
+    demand (spawn and forkserver pools start them one by one) while the pool was breaking escapes the
+    terminate and is joined forever (a race in CPython's pool; 3.14's ``terminate_workers()`` does this).
+    ``SIGTERM`` lets the worker's handler end the runs it has open (cancelled) and export them.
+    """
+    terminate = getattr(executor, "terminate_workers", None)
+    if callable(terminate):  # Python 3.14+
+        with contextlib.suppress(Exception):  # raises once shut down: nothing is left to terminate
+            terminate()
+        return
+    workers: dict[int, Any] = dict(getattr(executor, "_processes", None) or {})
+    for worker in workers.values():
+        if worker.is_alive():
+            worker.terminate()
 
 
 _DASK_EXTRA: Final = "DaskTaskRunner needs dask.distributed: pip install 'otel-runtime[dask]'"

@@ -74,18 +74,39 @@ def receiver() -> Iterator[OtlpReceiver]:
         running.stop(grace=0)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_death_on_it(
-    start_method: str, workers: int, receiver: OtlpReceiver, tmp_path: Path
-) -> None:
-    """The killed run: one span, CRASHED, with ``BrokenProcessPool`` as its exception and error type,
-    under the flow span. The three submitted after it: with one worker they were still queued when the
-    pool broke, each one CRASHED span; with two, the other worker may have run some (one COMPLETED span,
-    its result lost with the pool) or been terminated by the pool: still one span each. No task run has
-    two spans; the flow's futures raise ``BrokenProcessPool``."""
+# Under load, a worker that ``submit`` starts for a queued run can be added to the pool's table only
+# after the pool, broken by the death, terminated its workers: that worker is never terminated and the
+# pool's shutdown joins it forever (CPython's race). This wrapper makes the late start certain, by
+# holding each worker after the first for 1 s between its start and its entry in the table.
+LATE_WORKER = textwrap.dedent(
+    """
+    import concurrent.futures.process as pool_module, runpy, sys, time
+
+    started = []
+
+    def start_late(self):
+        worker = self._mp_context.Process(
+            target=pool_module._process_worker,
+            args=(self._call_queue, self._result_queue, self._initializer, self._initargs,
+                  self._max_tasks_per_child),
+        )
+        worker.start()
+        started.append(worker)
+        if len(started) > 1:
+            time.sleep(1.0)  # the first worker dies and the pool breaks meanwhile
+        self._processes[worker.pid] = worker
+
+    pool_module.ProcessPoolExecutor._spawn_process = start_late
+    sys.argv = ["pool.py", *sys.argv[1:]]
+    runpy.run_path("pool.py", run_name="__main__")
+    """
+)
+
+
+def _run_pool_flow(receiver: OtlpReceiver, tmp_path: Path, script: str, *args: str) -> list[str]:
+    """Run ``SCRIPT`` (through ``script``) in a child exporting to ``receiver``; the flow's outcomes."""
     (tmp_path / "pool.py").write_text(SCRIPT)
+    (tmp_path / "late_worker.py").write_text(LATE_WORKER)
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     env.update(
         {
@@ -96,7 +117,7 @@ def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_dea
         }
     )
     result = subprocess.run(
-        [sys.executable, "pool.py", start_method, str(workers)],
+        [sys.executable, script, *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -108,9 +129,10 @@ def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_dea
     outcomes = result.stdout.strip().split(",")
     assert outcomes[0] == "BrokenProcessPool"
     assert set(outcomes[1:]) <= {"ok", "BrokenProcessPool"}
-    if workers == 1:
-        assert outcomes == ["BrokenProcessPool"] * 4
+    return outcomes
 
+
+def _assert_one_span_per_task_run(receiver: OtlpReceiver, workers: int) -> None:
     spans = receiver.wait_for_spans(1 + 1 + 1 + 3, timeout=10)
     time.sleep(0.5)  # nothing more arrives (a second span of a run would come with the first ones)
     spans = receiver.spans()
@@ -133,3 +155,33 @@ def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_dea
         assert span["attributes"]["error.type"] == "concurrent.futures.process.BrokenProcessPool"
         (event,) = [event for event in span["events"] if event["name"] == "exception"]
         assert "terminated abruptly" in event["attributes"]["exception.message"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_task_run_whose_worker_was_killed_leaves_one_crashed_span_with_the_death_on_it(
+    start_method: str, workers: int, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """The killed run: one span, CRASHED, with ``BrokenProcessPool`` as its exception and error type,
+    under the flow span. The three submitted after it: with one worker they were still queued when the
+    pool broke, each one CRASHED span; with two, the other worker may have run some (one COMPLETED span,
+    its result lost with the pool) or been terminated by the pool: still one span each. No task run has
+    two spans; the flow's futures raise ``BrokenProcessPool``."""
+    outcomes = _run_pool_flow(receiver, tmp_path, "pool.py", start_method, str(workers))
+    if workers == 1:
+        assert outcomes == ["BrokenProcessPool"] * 4
+    _assert_one_span_per_task_run(receiver, workers)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_worker_started_while_the_pool_broke_neither_hangs_the_flow_nor_fails_its_submit(
+    start_method: str, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """A worker the pool started for a queued run as the pool broke is terminated at the flow's end (the
+    child exits instead of joining it forever), and a run submitted to the broken pool gets a future
+    that raises ``BrokenProcessPool`` instead of ``submit`` raising: each run is still one span."""
+    outcomes = _run_pool_flow(receiver, tmp_path, "late_worker.py", start_method, "2")
+    assert outcomes == ["BrokenProcessPool"] * 4
+    _assert_one_span_per_task_run(receiver, 2)
