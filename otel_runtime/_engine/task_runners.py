@@ -208,7 +208,9 @@ class ProcessPoolTaskRunner(_OutOfProcessTaskRunner):
             # The pool broke while this submit was starting a worker for it (its queue closed under it).
             from concurrent.futures.process import BrokenProcessPool
 
-            crashed = BrokenProcessPool(f"a pool process terminated abruptly as this run was submitted ({error})")
+            crashed = BrokenProcessPool(
+                f"a pool process terminated abruptly as this run was submitted ({error})"
+            )
             crashed.__cause__ = error
             return _crashed_future(crashed)
 
