@@ -23,10 +23,8 @@ events reach it when structlog logs through ``logging`` (as :func:`configure_log
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -37,10 +35,20 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.log_records import RESERVED, EventText, record_extra
+from otel_runtime._engine.log_records import EventText, record_extra
 from otel_runtime._engine.run_fields import EMPTY_FIELDS, run_fields
 from otel_runtime._engine.run_logger import RunLogger, run_logger, set_run_logger_level
+from otel_runtime._surface.json_lines import serializer
 from otel_runtime._surface.log_export import OTelLogHandler, is_otel_handler
+from otel_runtime._surface.log_lines import (
+    LineFormatter,
+    NamedLoggerFactory,
+    RecordFields,
+    StderrHandler,
+    drop_empty_run_fields,
+    escape_controls,
+    write_event,
+)
 from otel_runtime.context import get_run_context
 
 __all__ = [
@@ -54,7 +62,6 @@ __all__ = [
 ]
 
 _FIELD_KEYS = frozenset(_keys.LOG_FIELDS)
-_RECORD_ATTRIBUTES = RESERVED - {"stack_info"}  # a record's own attributes; its stack is rendered
 _lock = threading.Lock()
 _console_handler: logging.Handler | None = None
 _otel_handler: OTelLogHandler | None = None
@@ -123,6 +130,12 @@ def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict
     The same call as structlog's ``render_to_log_args_and_kwargs`` makes, in one pass since it runs on
     every structlog line; only the caller's own fields need checking (usually one or two): the run
     fields are names and values ``logging`` and OTLP take as they are.
+
+    When the record it would make could reach no handler but ``configure_logging()``'s own (see
+    :func:`_sole_handler`), it writes the line itself, exactly as that handler would have written it,
+    and drops the event (structlog's ``DropEvent``): the line without a ``LogRecord``, its caller
+    lookup and its trip through ``logging``. Any other handler (yours, pytest's ``caplog``,
+    OpenTelemetry's) gets the record as before.
     """
     event = event_dict.pop("event")
     args = event_dict.pop("positional_args", ())
@@ -147,8 +160,11 @@ def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict
             extra.update(fields)
         else:
             extra = {**fields, **extra}
+    message = event if isinstance(event, str) else str(event)
+    if not args and not kwargs and write_event(_console_handler, logger, method_name, message, extra):
+        raise structlog.DropEvent
     kwargs["extra"] = extra
-    text = EventText(event if isinstance(event, str) else str(event))
+    text = EventText(message)
     text.fields = extra
     return (text, *args), kwargs
 
@@ -157,48 +173,11 @@ _LOG_KWARG_NAMES = structlog.stdlib.LOG_KWARG_NAMES  # exc_info, stack_info, sta
 _NATIVE_KEYS = ("level", "logger", "timestamp")
 
 
-def _drop_empty_run_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Console only: leave out the run fields that are ``None``, which a reader does not need to see."""
-    for key in _keys.LOG_FIELDS:
-        if key in event_dict and event_dict[key] is None:
-            del event_dict[key]
-    return event_dict
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_MULTILINE_KEYS = frozenset({"exception", "stack"})
-"""Rendered tracebacks and stacks: the only values whose newlines reach the console as newlines."""
-
-
-def _escape_controls(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Console only: write control characters (newline, escape, carriage return, ...) as escapes.
-
-    A message from anywhere (a library echoing a received header, say) must not start a fake line,
-    drive the terminal or overwrite the line: one event is one console line. Tracebacks keep their
-    newlines.
-    """
-    for key, value in event_dict.items():
-        if isinstance(value, str) and key not in _MULTILINE_KEYS and not value.isprintable():
-            event_dict[key] = _CONTROL.sub(lambda match: repr(match.group())[1:-1], value)
-    return event_dict
-
-
 def _isatty(stream: object) -> bool:
     try:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except Exception:
         return False
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time (pytest's capture, ``redirect_stderr``)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr  # under the handler's lock, taken by Handler.handle
-        super().emit(record)
 
 
 def configure_logging(
@@ -233,9 +212,8 @@ def configure_logging(
         json = not _isatty(stream if stream is not None else sys.stderr)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     # Every record reaching the handler, structlog's included (they arrive as plain records).
-    record_chain: list[Processor] = [
-        _RecordFields([structlog.contextvars.merge_contextvars, add_run_context, *processors]),
-    ]
+    record_fields = RecordFields([structlog.contextvars.merge_contextvars, add_run_context, *processors])
+    record_chain: list[Processor] = [record_fields]
     # structlog events, before they become records: what every handler then sees as attributes.
     event_chain: list[Processor] = [structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars]
     if processors:
@@ -254,13 +232,15 @@ def configure_logging(
     if json:
         rendering += [
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=serializer()),
         ]
     else:
         colors = _isatty(stream if stream is not None else sys.stderr)
-        rendering += [_drop_empty_run_fields, _escape_controls, structlog.dev.ConsoleRenderer(colors=colors)]
-    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=record_chain, processors=rendering)
+        rendering += [drop_empty_run_fields, escape_controls, structlog.dev.ConsoleRenderer(colors=colors)]
+    handler: logging.Handler = StderrHandler() if stream is None else logging.StreamHandler(stream)
+    formatter = LineFormatter(
+        record_fields, copy_records=bool(processors), foreign_pre_chain=record_chain, processors=rendering
+    )
     handler.setFormatter(formatter)
     global _console_handler  # noqa: PLW0603 - the one handler this function owns
     with _lock:
@@ -274,7 +254,7 @@ def configure_logging(
         _console_handler = handler
         structlog.configure(
             processors=event_chain,
-            logger_factory=structlog.stdlib.LoggerFactory(),
+            logger_factory=NamedLoggerFactory(),
             wrapper_class=structlog.stdlib.BoundLogger,
             cache_logger_on_first_use=False,
         )
@@ -298,60 +278,6 @@ def _drop_native_fields(logger: WrappedLogger, method_name: str, event_dict: Eve
     for key in _NATIVE_KEYS:
         event_dict.pop(key, None)
     return event_dict
-
-
-class _RecordFields:
-    """First in the formatter's chain: a record's fields.
-
-    A structlog event's are those :func:`render_to_record` gave the record (its message carries them).
-    For any other record, every attribute a plain ``LogRecord`` lacks, as structlog's ``ExtraAdder``
-    copies them, except ``message`` and ``asctime``, which another handler's ``Formatter`` may have
-    cached on the record. ``stack_info=True`` becomes ``stack``, the stack ``logging`` captured where
-    the line was logged; ``logger`` and ``level`` are the record's, ``timestamp`` is ``stamp``'s.
-    ``stdlib_only`` (contextvars, run fields, the user's processors) run on records from stdlib
-    ``logging`` only: structlog events ran them before they became records. One processor instead of
-    several, since it runs on every line.
-
-    The timestamp is the record's creation time (ISO 8601, UTC, microseconds), as structlog's
-    ``TimeStamper(fmt="iso", utc=True)`` writes it, but taken from the record (right for a record that
-    waited in a queue) and a third of the cost: the date and time of day are formatted once a second.
-    """
-
-    __slots__ = ("_second", "_stdlib_only")
-
-    def __init__(self, stdlib_only: Sequence[Processor]) -> None:
-        self._stdlib_only = tuple(stdlib_only)
-        self._second: tuple[int, str] = (-1, "")
-
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        record: logging.LogRecord | None = event_dict.get("_record")
-        if record is None:
-            return event_dict
-        message = record.msg
-        if type(message) is EventText:
-            event_dict.update(message.fields)
-        else:
-            for key, value in record.__dict__.items():
-                if key not in _RECORD_ATTRIBUTES:
-                    event_dict[key] = value
-        stack = event_dict.pop("stack_info", None)
-        if stack:
-            event_dict["stack"] = stack
-        # structlog's add_logger_name and add_log_level, inline (a foreign record's method is its level)
-        event_dict["logger"] = record.name
-        event_dict["level"] = method_name
-        event_dict["timestamp"] = self._timestamp(record.created)
-        if type(message) is not EventText:
-            for processor in self._stdlib_only:
-                event_dict = processor(logger, method_name, event_dict)  # type: ignore[assignment]
-        return event_dict
-
-    def _timestamp(self, created: float) -> str:
-        second = int(created)
-        cached = self._second
-        if cached[0] != second:
-            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        return f"{cached[1]}.{int((created - second) * 1_000_000):06d}Z"
 
 
 def instrument_logging(
