@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["live_reader", "parse_bool", "read_env"]
+__all__ = ["live_reader", "parse_bool", "raw_environ", "read_env"]
 
 
 def read_env(name: str) -> str | None:
@@ -25,6 +25,18 @@ def parse_bool(raw: str | None, *, default: bool) -> bool:
         if word == "false":
             return False
     return default
+
+
+def raw_environ(*names: str) -> tuple[dict[object, object], tuple[object, ...]] | None:
+    """The mapping behind ``os.environ`` and the keys of ``names`` in it, for a check inlined in a hot path.
+
+    ``key in mapping`` is true exactly when the variable is set (any assignment through ``os.environ``
+    updates the mapping); ``None`` on a Python without that mapping. See :func:`live_reader`.
+    """
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):  # pragma: no cover - a Python without the mapping behind os.environ
+        return None
+    return data, tuple(os.environ.encodekey(name) for name in names)
 
 
 def live_reader(name: str, *fallbacks: str) -> Callable[[], str | None]:

@@ -142,9 +142,39 @@ def safe_repr(value: object, limit: int = MAX_REPR_LENGTH) -> str:
     return text
 
 
-def parameter_attributes(prefix: str, parameters: Mapping[str, Any]) -> dict[str, str]:
-    """``{prefix + name: bounded repr}`` for every parameter, with secret-looking ones redacted."""
-    return {
-        prefix + name: REDACTED if looks_secret(name) else safe_repr(value)
-        for name, value in parameters.items()
-    }
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
+_names: dict[str, dict[str, tuple[str, bool]]] = {}
+"""By prefix, each parameter name's attribute key and whether it looks secret (names repeat every run)."""
+_MAX_NAMES: Final = 4096
+
+
+def parameter_attributes(
+    prefix: str, parameters: Mapping[str, Any], attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``{prefix + name: bounded repr}`` for every parameter, with secret-looking ones redacted.
+
+    Added to ``attributes`` when given (a run's span attributes: no dict made and merged per run).
+    """
+    names = _names.get(prefix)
+    if names is None:
+        names = _names[prefix] = {}
+    if attributes is None:
+        attributes = {}
+    for name, value in parameters.items():
+        known = names.get(name)
+        if known is None:
+            if len(names) >= _MAX_NAMES:
+                names.clear()
+            known = names[name] = (prefix + name, looks_secret(name))
+        key, secret = known
+        if secret:
+            attributes[key] = REDACTED
+        elif type(value) in _SCALARS:  # safe_repr's answer, without its walk
+            try:
+                text = repr(value)
+            except ValueError:  # an int of more than 4300 digits
+                text = safe_repr(value)
+            attributes[key] = text if len(text) <= MAX_REPR_LENGTH else text[: MAX_REPR_LENGTH - 3] + "..."
+        else:
+            attributes[key] = safe_repr(value)
+    return attributes

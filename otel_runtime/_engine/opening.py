@@ -56,7 +56,7 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
     if record.tags:
         attributes[kind.tags_key] = record.tags
     if parameters and owner.record_parameters and settings.record_parameters:
-        attributes.update(parameter_attributes(kind.parameter_prefix, parameters))
+        parameter_attributes(kind.parameter_prefix, parameters, attributes)
     span = tracer().start_span(
         owner._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes, links=links
     )

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from opentelemetry.context import get_value
 from opentelemetry.trace import Span
 
+from otel_runtime._core.current_context import current_context
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.models import FlowRun, TaskRun
 
@@ -47,7 +47,7 @@ class FlowRunContext:
     @classmethod
     def get(cls) -> FlowRunContext | None:
         """The active flow run context, or ``None``. Never raises."""
-        value = get_value(FLOW_RUN_CONTEXT)
+        value = current_context().get(FLOW_RUN_CONTEXT)
         return value if isinstance(value, FlowRunContext) else None
 
     __reduce__ = _refuse_pickling
@@ -66,7 +66,7 @@ class TaskRunContext:
     @classmethod
     def get(cls) -> TaskRunContext | None:
         """The active task run context, or ``None``. Never raises."""
-        value = get_value(TASK_RUN_CONTEXT)
+        value = current_context().get(TASK_RUN_CONTEXT)
         return value if isinstance(value, TaskRunContext) else None
 
     __reduce__ = _refuse_pickling

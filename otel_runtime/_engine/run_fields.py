@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Final
 
 from opentelemetry import trace
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 
 from otel_runtime._base import keys as _keys
+from otel_runtime._core.current_context import current_context
 from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT, inbound
 from otel_runtime._engine.run_context import FlowRunContext, TaskRunContext
 
@@ -40,7 +41,7 @@ def run_fields() -> RunFields:
     Every key of ``_keys.LOG_FIELDS`` is present; a value is ``None`` when there is no such run. The
     mapping is shared: copy it before changing it.
     """
-    context = get_current()
+    context = current_context()
     key = id(context)
     entry = _cache.get(key)
     if entry is not None and entry[0]() is context:  # a dead entry's id may have been reused: check

@@ -41,18 +41,22 @@ def _deployment_active() -> Deployment | None:
     return run.flow_run.deployment if run is not None else remote_deployment()
 
 
+# id, name and version: ``_deployment_active`` written out in each, a call less on a hot path.
 def _deployment_id() -> str | None:
-    deployment = _deployment_active()
+    run = FlowRunContext.get()
+    deployment = run.flow_run.deployment if run is not None else remote_deployment()
     return deployment.id if deployment is not None else None
 
 
 def _deployment_name() -> str | None:
-    deployment = _deployment_active()
+    run = FlowRunContext.get()
+    deployment = run.flow_run.deployment if run is not None else remote_deployment()
     return deployment.name if deployment is not None else None
 
 
 def _deployment_version() -> str | None:
-    deployment = _deployment_active()
+    run = FlowRunContext.get()
+    deployment = run.flow_run.deployment if run is not None else remote_deployment()
     return deployment.version if deployment is not None else None
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
-from otel_runtime._base.environ import live_reader, parse_bool
+from otel_runtime._base.environ import live_reader, parse_bool, raw_environ
 from otel_runtime._base.guard import warn_once
 from otel_runtime.environment_variables import OTEL_RUNTIME_OVERRIDE_PREFIX, PREFECT_RUNTIME_OVERRIDE_PREFIX
 
@@ -61,14 +61,16 @@ class _Computed:
     still shadows it, as it shadowed ``__getattr__``.
     """
 
-    __slots__ = ("getter", "qualified_name", "read_override")
+    __slots__ = ("alias", "environ", "getter", "key", "qualified_name", "read_override")
 
-    def __init__(
-        self, getter: Callable[[], Any], qualified_name: str, read_override: Callable[[], str | None]
-    ) -> None:
+    def __init__(self, getter: Callable[[], Any], qualified_name: str, names: tuple[str, str]) -> None:
         self.getter = getter
         self.qualified_name = qualified_name
-        self.read_override = read_override
+        self.read_override = live_reader(*names)
+        # The two override variables, checked inline on each read (calling read_override costs more);
+        # without a mapping behind os.environ, a key that is always "set": read_override on each read.
+        no_mapping: tuple[dict[object, object], tuple[object, ...]] = ({None: None}, (None, None))
+        self.environ, (self.key, self.alias) = raw_environ(*names) or no_mapping
 
     def read(self) -> Any:
         """The attribute's value now."""
@@ -80,14 +82,17 @@ class _Computed:
         if module is None:
             return self
         value = self.getter()  # read(), inlined: this is the hot path
+        environ = self.environ
+        if self.key not in environ and self.alias not in environ:
+            return value
         raw = self.read_override()
         return value if raw is None else cast_override(self.qualified_name, raw, value)
 
 
-def _override_reader(prefixes: tuple[str, ...], name: str) -> Callable[[], str | None]:
-    """Reads the override of attribute ``name``: the first prefix's variable, else the next's."""
-    first, *aliases = (prefix + name.upper() for prefix in prefixes)
-    return live_reader(first, *aliases)
+def _override_names(prefixes: tuple[str, ...], name: str) -> tuple[str, str]:
+    """The override variables of attribute ``name``: ours, then Prefect's spelling."""
+    first, alias = (prefix + name.upper() for prefix in prefixes)
+    return first, alias
 
 
 def lazy_module(
@@ -107,7 +112,7 @@ def lazy_module(
         for prefix in (OTEL_RUNTIME_OVERRIDE_PREFIX, PREFECT_RUNTIME_OVERRIDE_PREFIX)
     )
     table = {
-        name: _Computed(getter, f"{short_name}.{name}", _override_reader(prefixes, name))
+        name: _Computed(getter, f"{short_name}.{name}", _override_names(prefixes, name))
         for name, getter in getters.items()
     }
     names = sorted(getters)
@@ -118,7 +123,7 @@ def lazy_module(
     def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook
         entry = table.get(name)
         if entry is None:
-            raw_unknown = None if name.startswith("__") else _override_reader(prefixes, name)()
+            raw_unknown = None if name.startswith("__") else live_reader(*_override_names(prefixes, name))()
             if raw_unknown is None:
                 raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
             return raw_unknown

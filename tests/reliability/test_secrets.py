@@ -25,7 +25,7 @@ from opentelemetry import propagate
 from otel_runtime import configure, flow, propagation, task
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings as runtime_settings
-from otel_runtime._core.parameters import MAX_REPR_LENGTH, REDACTED, safe_repr
+from otel_runtime._core.parameters import MAX_REPR_LENGTH, REDACTED, parameter_attributes, safe_repr
 from otel_runtime._sdk.file_export import JsonLinesWriter
 from otel_runtime.logging import add_run_context
 from otel_runtime.testing import CapturedSpans, capture_spans, use_logger_provider
@@ -213,6 +213,7 @@ def test_a_small_parameter_is_recorded_exactly_as_its_repr(value: Any) -> None:
     is exactly ``repr(value)``: the bounded walk changes nothing a reader would notice."""
     assume(len(repr(value)) <= MAX_REPR_LENGTH and nesting(value) <= 4)
     assert safe_repr(value) == repr(value)
+    assert parameter_attributes("p.", {"x": value}) == {"p.x": repr(value)}
 
 
 class Unrepresentable:
