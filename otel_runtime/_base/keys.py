@@ -98,6 +98,7 @@ __all__ = [
     "RUN_TYPE_TASK",
     "SPAN_ATTRIBUTES",
     "TASK_NAME",
+    "TASK_RUN_ATTEMPTS",
     "TASK_RUN_ID",
     "TASK_RUN_NAME",
     "TASK_RUN_PARAMETER_PREFIX",
@@ -110,6 +111,9 @@ __all__ = [
     "TIMEOUT_ATTEMPT",
     "TIMEOUT_EVENT",
     "TIMEOUT_SECONDS",
+    "WORKER_ADDRESS",
+    "WORKER_DIED_EVENT",
+    "WORKER_DIED_SPAN",
 ]
 
 # Baggage: the identity that travels with the work. Also span attributes of the same name.
@@ -187,6 +191,16 @@ PARAMETERS_ERRORS: Final = "otel_runtime.parameters.errors"
 """Attribute of the ``parameters.invalid`` event: ``"<parameter>: <problem>"`` per error (no values)."""
 TIMED_OUT_STATE_NAME: Final = "TimedOut"
 """The state name (type ``FAILED``) of a run that a ``TimeoutError`` ended, as Prefect names it."""
+
+# Worker deaths (Dask): a task run Dask ran again because the worker of an earlier attempt died.
+WORKER_DIED_EVENT: Final = "worker.died"
+"""Span event on a task run's span, one per earlier attempt whose worker died before it exported."""
+WORKER_DIED_SPAN: Final = "worker.died"
+"""Span recording a death after the run's span was exported (its result lost), under the flow span."""
+WORKER_ADDRESS: Final = "worker.address"
+"""Attribute of ``worker.died``: the dead worker's address (``tcp://host:port``)."""
+TASK_RUN_ATTEMPTS: Final = "task_run.attempts"
+"""How many workers a task run was sent to (deaths + 1); only on a run whose worker died."""
 
 # State hooks: one span event per hook run, on the span of the run whose state it answered.
 HOOK_EVENT: Final = "otel_runtime.hook"

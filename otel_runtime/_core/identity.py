@@ -18,6 +18,7 @@ from otel_runtime._base import keys as _keys
 
 __all__ = [
     "DEPLOYMENT",
+    "EARLIER_DEATHS",
     "FLOW_RUN_CONTEXT",
     "TAGS",
     "TASK_RUN_CONTEXT",
@@ -32,6 +33,8 @@ FLOW_RUN_CONTEXT: Final = create_key("otel_runtime.flow_run_context")
 TASK_RUN_CONTEXT: Final = create_key("otel_runtime.task_run_context")
 DEPLOYMENT: Final = create_key("otel_runtime.deployment")
 TAGS: Final = create_key("otel_runtime.tags")
+EARLIER_DEATHS: Final = create_key("otel_runtime.earlier_deaths")
+"""``(task_run_id, dead worker addresses)``: a remote attempt of that run after its workers died."""
 
 MAX_NAME_LENGTH: Final = 256
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,127}")

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context, get_current
 from opentelemetry.trace import Link, SpanKind
 
+from otel_runtime._base import keys as _keys
 from otel_runtime._base.settings import settings
-from otel_runtime._core.identity import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
+from otel_runtime._core.identity import EARLIER_DEATHS, FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 from otel_runtime._core.models import new_run_id
 from otel_runtime._core.parameters import parameter_attributes
 from otel_runtime._core.tracing import tracer
@@ -60,6 +61,9 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
     span = tracer().start_span(
         owner._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes, links=links
     )
+    deaths: Any = current.get(EARLIER_DEATHS)
+    if deaths is not None and deaths[0] == run_id:  # a remote attempt after its earlier workers died
+        _record_deaths(span, deaths[1])
     log_prints = owner.log_prints
     if log_prints is None:  # inherited from the enclosing task run, else the enclosing flow run
         enclosing = current.get(TASK_RUN_CONTEXT)
@@ -67,3 +71,10 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
             enclosing = flow_context
         log_prints = enclosing is not None and enclosing.log_prints
     return owner._enter(span, parent, record, log_prints)
+
+
+def _record_deaths(span: Any, workers: tuple[str, ...]) -> None:
+    """One ``worker.died`` event per dead worker of the earlier attempts, and the attempt count."""
+    span.set_attribute(_keys.TASK_RUN_ATTEMPTS, len(workers) + 1)
+    for address in workers:
+        span.add_event(_keys.WORKER_DIED_EVENT, {_keys.WORKER_ADDRESS: address})

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RemoteCall",
+    "call_context",
     "default_worker_setup",
     "prepare_pool_worker",
     "prepare_worker",
@@ -178,7 +179,7 @@ def _flush() -> None:
                 warn_once("worker-flush", "otel_runtime could not flush telemetry in a worker", exc_info=True)
 
 
-def _call_context(call: RemoteCall) -> Context:
+def call_context(call: RemoteCall) -> Context:
     """The submit-time context of ``call``: its carrier's trace and baggage, and its tags."""
     context = _CARRIER.extract(call.carrier, context=Context())
     if call.tags:
@@ -217,10 +218,11 @@ def tell_running_ended() -> None:
     tell_ended(*list(_running))
 
 
-def run_task(call: RemoteCall) -> Any:
-    """Run ``call`` as a task run in this (worker) process and return its result."""
+def run_task(call: RemoteCall, context: Context | None = None) -> Any:
+    """Run ``call`` as a task run in this (worker) process and return its result; in ``context``, else
+    its own (:func:`call_context`)."""
     prepare_worker(call.setup)
-    token = attach(_call_context(call))
+    token = attach(call_context(call) if context is None else context)
     _running.add(call.task_run_id)
     try:
         return call.task.run_submitted(call.args, call.kwargs, call.task_run_id)
@@ -236,7 +238,7 @@ def run_crashed(call: RemoteCall, crash: Exception) -> None:
 
     Its worker cannot: it is gone (or, for a run still queued when the pool broke, never had one).
     """
-    token = attach(_call_context(call))
+    token = attach(call_context(call))
     try:
         kwargs = {key: value for key, value in call.kwargs.items() if key != "wait_for"}
         call.task._run_crashed(call.args, kwargs, call.task_run_id, crash)
@@ -248,7 +250,7 @@ def run_crashed(call: RemoteCall, crash: Exception) -> None:
 
 def run_blocked(call: RemoteCall, blocked: Exception) -> Any:
     """In the submitting process: record ``call`` as a run that will not start (an upstream failed)."""
-    token = attach(_call_context(call))
+    token = attach(call_context(call))
     try:
         return call.task.run_blocked(call.args, call.kwargs, call.task_run_id, blocked)  # type: ignore[arg-type]
     finally:

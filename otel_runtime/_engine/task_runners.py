@@ -321,6 +321,7 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
         self._client: Any = None
         self._owned_cluster: Any = None
         self._sent: dict[concurrent.futures.Future[Any], Any] = {}
+        self._run: Any = run_task  # what a worker runs: the death-aware run once connected
 
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else f"cluster={self.cluster!r}"
@@ -352,13 +353,17 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
                         **{**_LOCAL_CLUSTER_DEFAULTS, **self.cluster_kwargs}
                     )
                     self._client = distributed.Client(self._owned_cluster, **options)
+                from otel_runtime._engine import dask_deaths  # imports distributed: only here
+
+                dask_deaths.record_deaths(self._client)
+                self._run = dask_deaths.run_on_dask_worker
             return self._client
 
     def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
         client = self._connect()
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         result.set_running_or_notify_cancel()
-        sent = client.submit(run_task, call, pure=False, key=f"{call.task.name}-{call.task_run_id}")
+        sent = client.submit(self._run, call, pure=False, key=f"{call.task.name}-{call.task_run_id}")
         with self._lock:
             self._sent[result] = sent  # the Dask future must live until it is done
         sent.add_done_callback(lambda done: self._settle(result, done))

@@ -117,8 +117,6 @@ def cluster(receiver: OtlpReceiver) -> Iterator[Any]:
         yield running
 
 
-Outcome = Callable[[Any], int]
-
 CASES = {
     "killed mid-run": (dies_mid_run, lambda value: value),
     "killed after the run, before the scheduler knew": (dies_when_measured, lambda value: value.value),
@@ -131,9 +129,11 @@ def test_a_dask_task_run_whose_worker_died_is_one_span_with_the_death_on_it(
     case: str, cluster: Any, receiver: OtlpReceiver, spans: CapturedSpans, tmp_path: Path
 ) -> None:
     """The run Dask re-ran on another worker after its worker died: its result reaches the flow, and
-    exactly one span of it arrives (from the workers or the flow process), COMPLETED, a child of the
-    flow span, with a ``worker.died`` event naming the dead worker's address and an attempt count of 2.
-    A run on the same flow whose worker did not die has one span and no such event."""
+    exactly one task-run span of it arrives (from the workers or the flow process), COMPLETED, a child
+    of the flow span. Killed mid-run, that span (the re-run's) has a ``worker.died`` event naming the
+    dead worker's address and ``task_run.attempts`` 2; killed after its span was exported, the re-run
+    adds no task-run span but a ``worker.died`` span under the flow span with the same event and count.
+    A run of the same flow whose worker did not die has one span and no such event."""
     dying, value_of = CASES[case]
 
     @dask_flow(cluster)
@@ -161,11 +161,20 @@ def test_a_dask_task_run_whose_worker_died_is_one_span_with_the_death_on_it(
     for span in (risky, calm):
         assert span["parent_span_id"] == format(flow_span.context.span_id, "016x")
         assert span["attributes"][_keys.TASK_RUN_STATE_TYPE] == "COMPLETED"
-    (died,) = [event for event in risky["events"] if event["name"] == _keys.WORKER_DIED_EVENT]
+    exported_before_death = case != "killed mid-run"
+    died_spans = [span for span in receiver.spans() if span["name"] == _keys.WORKER_DIED_SPAN]
+    if exported_before_death:  # the one span is the first attempt's: the death is in its own span
+        (record,) = died_spans
+        assert record["attributes"][_keys.TASK_RUN_ID] == risky_id
+        assert record["parent_span_id"] == format(flow_span.context.span_id, "016x")
+    else:  # the re-run's span, with the death of the first attempt on it
+        assert not died_spans
+        record = risky
+    (died,) = [event for event in record["events"] if event["name"] == _keys.WORKER_DIED_EVENT]
     dead = died["attributes"][_keys.WORKER_ADDRESS]
     assert dead.startswith("tcp://127.0.0.1:")
     assert dead not in {worker.address for worker in cluster.scheduler.workers.values()}
-    assert risky["attributes"][_keys.TASK_RUN_ATTEMPTS] == 2
+    assert record["attributes"][_keys.TASK_RUN_ATTEMPTS] == 2
     assert not [event for event in calm["events"] if event["name"] == _keys.WORKER_DIED_EVENT]
     assert _keys.TASK_RUN_ATTEMPTS not in calm["attributes"]
 
