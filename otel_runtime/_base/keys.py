@@ -194,7 +194,8 @@ TIMED_OUT_STATE_NAME: Final = "TimedOut"
 
 # Worker deaths (Dask): a task run Dask ran again because the worker of an earlier attempt died.
 WORKER_DIED_EVENT: Final = "worker.died"
-"""Span event on a task run's span, one per earlier attempt whose worker died before it exported."""
+"""Span event on a task run's span, one per worker that died while the run was sent to it (running or
+waiting there), before the run's span was exported."""
 WORKER_DIED_SPAN: Final = "worker.died"
 """Span recording a death after the run's span was exported (its result lost), under the flow span."""
 WORKER_ADDRESS: Final = "worker.address"

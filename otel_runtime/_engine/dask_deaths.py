@@ -45,7 +45,9 @@ DEATHS: Final = "otel_runtime.worker_deaths"
 """Task annotation: the addresses of the workers that died running (or holding) this task."""
 ENDED: Final = "otel_runtime.ended"
 """Task annotation: an attempt whose worker died had ended (its task-run span was exported)."""
-_MAX_ENDED: Final = 100_000  # keys told ended and not yet lost: bounded, oldest forgotten first
+# Keys told ended, oldest forgotten first: a key is needed only until its task-finished arrives (then a
+# death finds it among the lost results), milliseconds later; the bound only caps the memory.
+_MAX_ENDED: Final = 10_000
 
 
 class DeathRecorder(SchedulerPlugin):
@@ -87,14 +89,17 @@ class DeathRecorder(SchedulerPlugin):
         state.annotations = annotations
 
 
-def record_deaths(client: Any) -> None:
-    """Register :class:`DeathRecorder` on the client's scheduler (once: it stays for later clients).
-    Without it (a scheduler that cannot import otel_runtime), a run whose worker died is as before."""
+def record_deaths(client: Any) -> bool:
+    """Register :class:`DeathRecorder` on the client's scheduler (once: it stays for later clients);
+    whether it is there. Without it (a scheduler that cannot import otel_runtime), a run whose worker
+    died is recorded as before (a re-run's span knows nothing of the death)."""
     try:
         if PLUGIN_NAME not in client.run_on_scheduler(_plugin_names):
             client.register_plugin(DeathRecorder(), name=PLUGIN_NAME)
     except Exception:
         warn_once("dask-plugin", "otel_runtime could not register its Dask scheduler plugin", exc_info=True)
+        return False
+    return True
 
 
 def _plugin_names(dask_scheduler: Any) -> list[str]:

@@ -355,8 +355,8 @@ class DaskTaskRunner(_OutOfProcessTaskRunner):
                     self._client = distributed.Client(self._owned_cluster, **options)
                 from otel_runtime._engine import dask_deaths  # imports distributed: only here
 
-                dask_deaths.record_deaths(self._client)
-                self._run = dask_deaths.run_on_dask_worker
+                if dask_deaths.record_deaths(self._client):
+                    self._run = dask_deaths.run_on_dask_worker
             return self._client
 
     def _start(self, call: RemoteCall) -> concurrent.futures.Future[Any]:
