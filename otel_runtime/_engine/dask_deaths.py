@@ -48,6 +48,8 @@ ENDED: Final = "otel_runtime.ended"
 # Keys told ended, oldest forgotten first: a key is needed only until its task-finished arrives (then a
 # death finds it among the lost results), milliseconds later; the bound only caps the memory.
 _MAX_ENDED: Final = 10_000
+# A scheduler that does not answer the tell at once must not hold up the result (Dask is then in trouble).
+_TELL_TIMEOUT_SECONDS: Final = 1.0
 
 
 class DeathRecorder(SchedulerPlugin):
@@ -110,16 +112,16 @@ def _plugin_names(dask_scheduler: Any) -> list[str]:
 def run_on_dask_worker(call: RemoteCall) -> Any:
     """Run ``call`` on this Dask worker (``remote.run_task``), told of its earlier workers' deaths."""
     worker, key, deaths, ended = _earlier_deaths()
-    if not deaths:
-        value = run_task(call)
-    elif not ended:
-        value = run_task(call, set_value(EARLIER_DEATHS, (call.task_run_id, deaths), call_context(call)))
-    else:
+    try:
+        if not deaths:
+            return run_task(call)
+        if not ended:
+            return run_task(call, set_value(EARLIER_DEATHS, (call.task_run_id, deaths), call_context(call)))
         _record_lost_result(call, deaths)  # first: the run's flush exports it
-        value = run_task(call, _unsampled(call_context(call)))
-    if worker is not None:
-        _tell_ended(worker, key)
-    return value
+        return run_task(call, _unsampled(call_context(call)))
+    finally:  # failed runs too: their span is exported as well
+        if worker is not None:
+            _tell_ended(worker, key)
 
 
 def _earlier_deaths() -> tuple[Any, Any, tuple[str, ...], bool]:
@@ -142,7 +144,13 @@ def _tell_ended(worker: Any, key: Any) -> None:
     try:
         from distributed.utils import sync
 
-        sync(worker.loop, worker.scheduler.log_event, topic=ENDED_TOPIC, msg=key)
+        sync(
+            worker.loop,
+            worker.scheduler.log_event,
+            topic=ENDED_TOPIC,
+            msg=key,
+            callback_timeout=_TELL_TIMEOUT_SECONDS,
+        )
     except Exception:
         warn_once("dask-ended", "otel_runtime could not tell the Dask scheduler a run ended", exc_info=True)
 
