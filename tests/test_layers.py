@@ -167,6 +167,19 @@ def test_importing_the_package_loads_no_sdk_exporter_protobuf_or_grpc() -> None:
         assert upper == [], (statement, upper)
 
 
+def test_only_a_task_with_cache_options_loads_the_caching_machinery() -> None:
+    """``import otel_runtime`` and a plain task load neither the cache (hashlib, its file store) nor
+    ``importlib.metadata`` (read at the first tracer, for the scope version); a caching task does."""
+    plain = loaded_after("import otel_runtime\n@otel_runtime.task\ndef plain() -> None: ...")
+    assert [name for name in plain if name.startswith(("hashlib", "importlib.metadata", "tempfile"))] == []
+    assert "otel_runtime._engine.caching" not in plain
+    cached = loaded_after(
+        "import otel_runtime\nfrom otel_runtime.cache_policies import INPUTS\n"
+        "@otel_runtime.task(cache_policy=INPUTS)\ndef cached() -> None: ..."
+    )
+    assert "otel_runtime._engine.caching" in cached and "hashlib" in cached
+
+
 def test_configure_loads_the_sdk_wiring_when_first_used() -> None:
     """``otel_runtime.configure`` is there and is the SDK wiring's function, loaded on first access."""
     loaded = loaded_after("import otel_runtime\notel_runtime.configure")

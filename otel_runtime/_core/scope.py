@@ -9,7 +9,6 @@ are taken from that same package, so they follow that version.
 from __future__ import annotations
 
 import functools
-from importlib import metadata
 from typing import Final
 
 from opentelemetry.semconv.schemas import Schemas
@@ -30,6 +29,8 @@ SCHEMA_URL: Final = max(Schemas, key=_version_key).value
 @functools.cache
 def scope_version() -> str:
     """The installed ``otel-runtime`` distribution's version (read once; ``0+unknown`` when not installed)."""
+    from importlib import metadata  # email, zipfile, csv...: loaded by the first tracer, not the import
+
     try:
         return metadata.version("otel-runtime")
     except metadata.PackageNotFoundError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -13,7 +13,6 @@ from opentelemetry.trace import Span
 
 from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
-from otel_runtime._engine.caching import TaskCache, call_cached, call_cached_async
 from otel_runtime._engine.generator_runs import run_async_generator, run_generator
 from otel_runtime._engine.opening import Described, open_run
 from otel_runtime._engine.prints import capture_prints
@@ -25,6 +24,9 @@ from otel_runtime._engine.run_states import Control, on_start, settle_flow, sett
 from otel_runtime._engine.shapes import Shape, code_attributes, positional_names, shape_of
 from otel_runtime._engine.states import State
 from otel_runtime._engine.timeouts import RunTimeoutError, TaskRunTimeoutError
+
+if TYPE_CHECKING:  # caching (hashlib, pickle, the result store) is imported by the tasks that cache
+    from otel_runtime._engine.caching import TaskCache
 
 __all__ = ["Described", "RunScope", "Runnable"]
 
@@ -185,6 +187,8 @@ class Runnable(RunFeatures, Generic[P, R]):
         try:
             scope.record.run_count = 1
             if self._cache is not None:  # a caching task: its key, lookup, attempts and store
+                from otel_runtime._engine.caching import call_cached  # loaded by the cache already
+
                 return cast(R, call_cached(self, scope, args, kwargs, control))
             retry = self._retry
             result: R = (
@@ -218,6 +222,8 @@ class Runnable(RunFeatures, Generic[P, R]):
         try:
             scope.record.run_count = 1
             if self._cache is not None:  # a caching task: its key, lookup, attempts and store
+                from otel_runtime._engine.caching import call_cached_async  # loaded by the cache already
+
                 return await call_cached_async(self, scope, args, kwargs, control)
             retry = self._retry
             if retry is None:

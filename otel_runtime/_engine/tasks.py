@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span
@@ -19,8 +19,6 @@ from otel_runtime._core.deployments import deployment_attributes, remote_deploym
 from otel_runtime._core.identity import inbound, with_task_run
 from otel_runtime._core.models import TaskRun, new_run_id
 from otel_runtime._engine.annotations import unmapped
-from otel_runtime._engine.cache_policies import CacheKeyFn, CachePolicy
-from otel_runtime._engine.caching import task_cache
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
 from otel_runtime._engine.resolution import BlockedBy
@@ -31,6 +29,9 @@ from otel_runtime._engine.run_states import Control, handle_for, new_handle, sub
 from otel_runtime._engine.runs import Described, Runnable, RunScope
 from otel_runtime._engine.shapes import Shape
 from otel_runtime._engine.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from otel_runtime._engine.cache_policies import CacheKeyFn, CachePolicy
 
 __all__ = ["Task", "task", "unmapped"]
 
@@ -93,15 +94,25 @@ class Task(Runnable[P, R], Generic[P, R]):
         self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
         self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
         self.cache_result_in_memory, self.persist_result = cache_result_in_memory, persist_result
-        self._cache = task_cache(
-            self.name,
-            cache_policy=cache_policy,
-            cache_key_fn=cache_key_fn,
-            cache_expiration=cache_expiration,
-            refresh_cache=refresh_cache,
-            cache_result_in_memory=cache_result_in_memory,
-            persist_result=persist_result,
-        )
+        self._cache = None
+        if (
+            cache_policy is not None
+            or cache_key_fn is not None
+            or cache_expiration is not None
+            or persist_result
+        ):
+            # Only a task with cache options loads the caching machinery (hashlib, pickle, file store).
+            from otel_runtime._engine.caching import task_cache
+
+            self._cache = task_cache(
+                self.name,
+                cache_policy=cache_policy,
+                cache_key_fn=cache_key_fn,
+                cache_expiration=cache_expiration,
+                refresh_cache=refresh_cache,
+                cache_result_in_memory=cache_result_in_memory,
+                persist_result=persist_result,
+            )
         if self._cache is not None and self._shape not in (Shape.SYNC, Shape.ASYNC):
             warn_once(f"cache-generator:{self.name}", f"task {self.name!r} is a generator: it is not cached")
             self._cache = None
