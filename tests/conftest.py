@@ -4,13 +4,30 @@ leaves structlog and the root logger as it found them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
 from opentelemetry import propagate
 
-from otel_runtime.testing import CapturedSpans, capture_spans
+from otel_runtime.testing import CapturedSpans, OtlpReceiver, capture_spans
+
+ExportWorkersTo = Callable[[pytest.MonkeyPatch, OtlpReceiver, str], None]
+
+
+@pytest.fixture(scope="session")
+def export_workers_to() -> ExportWorkersTo:
+    """Sets, on ``env``, the variables that make worker processes started after it (pools, Dask)
+    configure() themselves to export spans to ``receiver`` over OTLP/HTTP as ``service_name``."""
+
+    def export(env: pytest.MonkeyPatch, receiver: OtlpReceiver, service_name: str) -> None:
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
+        env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        env.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        env.setenv("OTEL_LOGS_EXPORTER", "none")
+        env.setenv("OTEL_SERVICE_NAME", service_name)
+
+    return export
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,12 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def exported(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
+def exported(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, export_workers_to: Callable[..., None]
+) -> OtlpReceiver:
     """Worker processes started in the test configure() themselves to export to ``receiver``."""
     receiver.clear()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "otel-runtime-worker")
+    export_workers_to(monkeypatch, receiver, "otel-runtime-worker")
     return receiver
 
 

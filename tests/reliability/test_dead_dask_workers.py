@@ -28,6 +28,7 @@ import pytest
 
 from otel_runtime import flow, task
 from otel_runtime._base import keys as _keys
+from otel_runtime._engine.task_runners import _LOCAL_CLUSTER_DEFAULTS as LOCAL_CLUSTER_DEFAULTS
 from otel_runtime.task_runners import DaskTaskRunner
 from otel_runtime.testing import CapturedSpans, OtlpReceiver
 
@@ -92,28 +93,17 @@ def dies_when_sent(marker: str, value: int) -> DiesWhenSent:
 
 
 @pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
+def receiver(export_workers_to: Callable[..., None]) -> Iterator[OtlpReceiver]:
     """A loopback OTLP receiver, with the variables that make worker processes export to it."""
     with OtlpReceiver() as running, pytest.MonkeyPatch.context() as env:
-        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", running.http_endpoint)
-        env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        env.setenv("OTEL_TRACES_EXPORTER", "otlp")
-        env.setenv("OTEL_LOGS_EXPORTER", "none")
-        env.setenv("OTEL_SERVICE_NAME", "dask-worker")
+        export_workers_to(env, running, "dask-worker")
         yield running
 
 
 @pytest.fixture
 def cluster(receiver: OtlpReceiver) -> Iterator[Any]:
     """Two single-threaded worker processes, each under a nanny that restarts it when it dies."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    ) as running:
+    with distributed.LocalCluster(n_workers=2, **LOCAL_CLUSTER_DEFAULTS) as running:
         yield running
 
 
