@@ -131,8 +131,8 @@ def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict
     every structlog line; only the caller's own fields need checking (usually one or two): the run
     fields are names and values ``logging`` and OTLP take as they are.
 
-    When the record it would make could reach no handler but ``configure_logging()``'s own (see
-    :func:`_sole_handler`), it writes the line itself, exactly as that handler would have written it,
+    When the record it would make could reach no handler but ``configure_logging()``'s own, it writes
+    the line itself, exactly as that handler would have written it (``_surface.log_lines.write_event``),
     and drops the event (structlog's ``DropEvent``): the line without a ``LogRecord``, its caller
     lookup and its trip through ``logging``. Any other handler (yours, pytest's ``caplog``,
     OpenTelemetry's) gets the record as before.

@@ -169,12 +169,12 @@ def parameter_attributes(
         key, secret = known
         if secret:
             attributes[key] = REDACTED
-        elif type(value) in _SCALARS:  # safe_repr's answer, without its walk
+        elif type(value) in _SCALARS:  # safe_repr's answer, without its walk when it fits
             try:
                 text = repr(value)
-            except ValueError:  # an int of more than 4300 digits
-                text = safe_repr(value)
-            attributes[key] = text if len(text) <= MAX_REPR_LENGTH else text[: MAX_REPR_LENGTH - 3] + "..."
+            except ValueError:  # an int of more than 4300 digits: safe_repr names it
+                text = ""
+            attributes[key] = text if 0 < len(text) <= MAX_REPR_LENGTH else safe_repr(value)
         else:
             attributes[key] = safe_repr(value)
     return attributes

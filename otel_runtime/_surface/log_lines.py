@@ -67,9 +67,14 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr  # under the handler's lock, taken by Handler.handle
-        super().emit(record)
+    @property
+    def stream(self) -> Any:
+        """``sys.stderr`` now, for ``emit``, ``flush`` and :func:`write_event` alike."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored (``StreamHandler.__init__`` and ``setStream`` set it): the stream is ``sys.stderr``."""
 
 
 class NamedLoggerFactory(structlog.stdlib.LoggerFactory):
@@ -191,20 +196,14 @@ class LineFormatter(structlog.stdlib.ProcessorFormatter):
             event_dict = processor(None, method_name, event_dict)  # type: ignore[assignment]
         return self.render(event_dict, method_name)
 
-    def render(self, event_dict: EventDict, method_name: str) -> str:
-        """The line of an event dict made from a record: the formatter's processors, the last renders."""
-        rendered: Any = event_dict
-        for processor in self.processors:
-            rendered = processor(None, method_name, rendered)
-        return rendered  # type: ignore[no-any-return]
+    def render(self, event_dict: EventDict, method_name: str, *, direct: bool = False) -> str:
+        """The line of an event dict: the formatter's processors, the last renders.
 
-    def render_direct(self, event_dict: EventDict, method_name: str) -> str:
-        """:meth:`render` of an event dict without ``_record``, ``_from_structlog`` and ``exc_info`` keys.
-
-        The processors that would only remove those are left out.
+        ``direct``: the event dict has no ``_record``, ``_from_structlog`` or ``exc_info`` keys, so the
+        processors that would only remove those are left out.
         """
         rendered: Any = event_dict
-        for processor in self._direct:
+        for processor in self._direct if direct else self.processors:
             rendered = processor(None, method_name, rendered)
         return rendered  # type: ignore[no-any-return]
 
@@ -232,7 +231,7 @@ def write_event(
 
     ``True`` when written: the caller drops the event, saving the ``LogRecord``, its caller lookup and
     its trip through ``logging``. ``False`` (the caller makes the record) unless ``handler`` is
-    ``configure_logging()``'s, the record would reach it and no other (:func:`_sole_handler`), and the
+    ``configure_logging()``'s, the record would reach it and no other (:func:`_reaches_only`), and the
     line was rendered and written without error; after an error nothing was written, or the stream
     failed, and ``logging`` then reports it as it does.
 
@@ -242,7 +241,7 @@ def write_event(
     under the handler's lock.
     """
     levelno = _DIRECT_LEVELS.get(method_name)
-    if levelno is None or handler is None or _sole_handler(handler, logger, levelno) is None:
+    if levelno is None or handler is None or not _reaches_only(handler, logger, levelno):
         return False
     formatter: LineFormatter = handler.formatter  # type: ignore[assignment]
     try:
@@ -255,12 +254,9 @@ def write_event(
         event_dict["logger"] = logger.name
         event_dict["level"] = method_name  # the level's name: a record's, lowered, is the same
         event_dict["timestamp"] = formatter.record_fields.timestamp(time.time())
-        render = formatter.render if meta else formatter.render_direct
-        line = render(event_dict, method_name)
+        line = formatter.render(event_dict, method_name, direct=not meta)
         handler.acquire()
         try:
-            if type(handler) is StderrHandler:
-                handler.stream = sys.stderr
             stream = handler.stream  # type: ignore[attr-defined]
             stream.write(line + handler.terminator)  # type: ignore[attr-defined]
             flush = getattr(stream, "flush", None)  # as StreamHandler.flush, under the lock held here
@@ -273,8 +269,8 @@ def write_event(
     return True
 
 
-def _sole_handler(handler: logging.Handler, logger: Any, levelno: int) -> logging.Handler | None:
-    """``handler``, if a record of ``logger`` at ``levelno`` would reach it and no other handler.
+def _reaches_only(handler: logging.Handler, logger: Any, levelno: int) -> bool:
+    """Whether a record of ``logger`` at ``levelno`` would reach ``handler`` and no other handler.
 
     As ``logging.Logger.handle`` and ``callHandlers`` decide: the logger enabled and without filters,
     every handler on its way up to the root (while ``propagate``) counted, and ``handler`` once, with
@@ -282,21 +278,19 @@ def _sole_handler(handler: logging.Handler, logger: Any, levelno: int) -> loggin
     making no record leaves nothing undone. structlog's ``filter_by_level`` checked the logger's level.
     """
     if type(handler.formatter) is not LineFormatter or handler.filters or levelno < handler.level:
-        return None
+        return False
     if not _plain_logger(type(logger)) or logger.disabled or logger.filters:
-        return None
+        return False
     seen = 0
     current: logging.Logger | None = logger
     while current is not None:
         handlers = current.handlers
         if handlers:
             if len(handlers) != 1 or handlers[0] is not handler:
-                return None
+                return False
             seen += 1
         current = current.parent if current.propagate else None
-    if seen != 1 or logging.getLogRecordFactory() is not logging.LogRecord:
-        return None
-    return handler
+    return seen == 1 and logging.getLogRecordFactory() is logging.LogRecord
 
 
 def _plain_logger(kind: type) -> bool:
