@@ -131,6 +131,7 @@ ROWS: dict[str, Callable[[], Row | list[Row] | None]] = {
     "async": run_rows.async_gather_row,
     "memory": run_rows.memory_row,
     "metrics": run_rows.metrics_row,
+    "encoding": export_rows.encoding_row,
     "otlp": export_rows.otlp_row,
     "otlp-raw": export_rows.otlp_raw_row,
     "prefect": prefect_row,

@@ -4,7 +4,11 @@ leaves structlog and the root logger as it found them."""
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -72,3 +76,38 @@ def restore_propagators() -> Iterator[None]:
         yield
     finally:
         propagate.set_global_textmap(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def rotel_collector(receiver: OtlpReceiver, tmp_path: Path) -> Iterator[str]:
+    """rotel (a Rust OpenTelemetry collector from PyPI) on loopback, forwarding OTLP to ``receiver``;
+    yields its OTLP/gRPC endpoint."""
+    rotel = pytest.importorskip("rotel")
+    agent = Path(rotel.__file__).with_name("rotel-agent")
+    grpc_port, http_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [str(agent), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+         "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "otlp",
+         "--otlp-exporter-endpoint", receiver.grpc_endpoint, "--otlp-exporter-protocol", "grpc",
+         "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "rotel.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, "rotel exited"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", grpc_port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "rotel did not listen"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{grpc_port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

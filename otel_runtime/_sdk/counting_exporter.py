@@ -65,7 +65,10 @@ class CountingExporter(Generic[ItemT, ResultT]):
         # child never touches it; it exports through a new exporter made the same way, when it first needs
         # one (not inside the fork handler).
         self._stop_lock = threading.Lock()
-        self._inherited = type(self.exporter).__module__.startswith(_GRPC_EXPORTERS)
+        # The SDK's gRPC exporters, and ours built on them (``grpc_span_exporter``).
+        self._inherited = any(
+            kind.__module__.startswith(_GRPC_EXPORTERS) for kind in type(self.exporter).__mro__
+        )
 
     def _usable(self) -> bool:
         """Whether the exporter may be used in this process; makes a fresh one in a forked child."""

@@ -58,9 +58,10 @@ def exporters_of(provider: TracerProvider | LoggerProvider) -> Iterator[Any]:
 
 
 def destination_of(exporter: object) -> Destination:
-    """Where ``exporter`` sends: its class and its endpoint, if it has one."""
+    """Where ``exporter`` sends: its class (the SDK's, for ours built on one) and its endpoint, if any."""
     endpoint = getattr(exporter, "_endpoint", None) or getattr(exporter, "endpoint", None)
-    return type(exporter), endpoint if isinstance(endpoint, str) else None
+    kind = getattr(type(exporter), "exports_as", type(exporter))
+    return kind, endpoint if isinstance(endpoint, str) else None
 
 
 def drop_duplicates(

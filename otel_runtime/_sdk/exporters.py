@@ -40,9 +40,9 @@ class SignalExporters(Generic[_ExporterT]):
 
 
 def _grpc_span_exporter(**options: Any) -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from otel_runtime._sdk.grpc_span_exporter import GrpcSpanExporter
 
-    return OTLPSpanExporter(**options)
+    return GrpcSpanExporter(**options)
 
 
 def _http_span_exporter(**options: Any) -> SpanExporter:

@@ -15,9 +15,10 @@ __all__ = ["ExportHealth", "target_of"]
 
 
 def target_of(exporter: object) -> str:
-    """Where ``exporter`` sends to, for messages: its endpoint and class, or its class alone."""
+    """Where ``exporter`` sends to, for messages: its endpoint and class (the SDK's, for ours built on
+    one), or its class alone."""
     endpoint = getattr(exporter, "_endpoint", None)
-    name = type(exporter).__name__
+    name = getattr(type(exporter), "exports_as", type(exporter)).__name__
     return f"{endpoint} ({name})" if isinstance(endpoint, str) and endpoint else name
 
 

@@ -6,7 +6,6 @@ and log record reaches the collector (a real OTLP receiver on 127.0.0.1) exactly
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -132,41 +131,6 @@ def test_a_different_destination_is_still_added(tmp_path: Path, receiver: OtlpRe
         settle(receiver, 3, 2)
         assert len(other.wait_for_spans(3, timeout=10)) == 3
         assert len(receiver.spans()) == 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def rotel_collector(receiver: OtlpReceiver, tmp_path: Path) -> Iterator[str]:
-    """rotel (a Rust OpenTelemetry collector from PyPI) on loopback, forwarding OTLP to ``receiver``;
-    yields its OTLP/gRPC endpoint."""
-    rotel = pytest.importorskip("rotel")
-    agent = Path(rotel.__file__).with_name("rotel-agent")
-    grpc_port, http_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [str(agent), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-         "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "otlp",
-         "--otlp-exporter-endpoint", receiver.grpc_endpoint, "--otlp-exporter-protocol", "grpc",
-         "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "rotel.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, "rotel exited"
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", grpc_port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "rotel did not listen"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{grpc_port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_through_a_real_collector_each_span_and_log_record_arrives_once(
