@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import structlog
@@ -151,18 +152,17 @@ def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict
     except Exception:
         warn_once("log-fields", "otel_runtime could not read the run context for a log line", exc_info=True)
         fields = EMPTY_FIELDS
-    extra: dict[str, Any]
-    if not event_dict:
-        extra = dict(fields)
-    else:
-        extra = dict(record_extra(event_dict))  # event_dict itself when nothing needed fixing: a copy
-        if _FIELD_KEYS.isdisjoint(extra):
-            extra.update(fields)
-        else:
-            extra = {**fields, **extra}
+    own = record_extra(event_dict)  # event_dict itself when nothing needed fixing: not changed below
+    if not _FIELD_KEYS.isdisjoint(own):  # the caller's own run fields: in the run fields' places
+        own, fields = {**fields, **own}, _NO_FIELDS
     message = event if isinstance(event, str) else str(event)
-    if not args and not kwargs and write_event(_console_handler, logger, method_name, message, extra):
+    if (
+        not args
+        and not kwargs
+        and write_event(_console_handler, logger, method_name, message, own, run_fields=fields)
+    ):
         raise structlog.DropEvent
+    extra = {**own, **fields}
     kwargs["extra"] = extra
     text = EventText(message)
     text.fields = extra
@@ -170,6 +170,7 @@ def _render_with_run_context(logger: WrappedLogger, method_name: str, event_dict
 
 
 _LOG_KWARG_NAMES = structlog.stdlib.LOG_KWARG_NAMES  # exc_info, stack_info, stacklevel
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})  # the run fields, once the caller's took their places
 _NATIVE_KEYS = ("level", "logger", "timestamp")
 
 

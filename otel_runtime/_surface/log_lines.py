@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -155,8 +155,9 @@ class RecordFields:
         second = int(created)
         cached = self._second
         if cached[0] != second:
-            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        return f"{cached[1]}.{int((created - second) * 1_000_000):06d}Z"
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+        # %-format: a sixth faster than an f-string here; %d truncates the float as int() does
+        return "%s%06dZ" % (cached[1], (created - second) * 1_000_000)  # noqa: UP031
 
 
 class LineFormatter(structlog.stdlib.ProcessorFormatter):
@@ -225,7 +226,9 @@ def write_event(
     logger: WrappedLogger,
     method_name: str,
     message: str,
-    extra: dict[str, Any],
+    extra: Mapping[str, Any],
+    *,
+    run_fields: Mapping[str, Any],
 ) -> bool:
     """Write a structlog event's line as ``handler`` would write its record, if no other handler would see it.
 
@@ -235,26 +238,29 @@ def write_event(
     line was rendered and written without error; after an error nothing was written, or the stream
     failed, and ``logging`` then reports it as it does.
 
-    The event dict is the one :meth:`LineFormatter.format` and :class:`RecordFields` would build from
-    the record (``_record`` and ``_from_structlog`` included when the event has such keys, for
-    ``remove_processors_meta`` to remove); the line is written as ``StreamHandler.emit`` writes it,
-    under the handler's lock.
+    The record's ``extra`` would be ``extra`` then ``run_fields`` (given apart, so the line's event dict
+    is the only dict made). The event dict is the one :meth:`LineFormatter.format` and
+    :class:`RecordFields` would build from the record (``_record`` and ``_from_structlog`` included
+    when the event has such keys, for ``remove_processors_meta`` to remove); the line is written as
+    ``StreamHandler.emit`` writes it, under the handler's lock.
     """
     levelno = _DIRECT_LEVELS.get(method_name)
     if levelno is None or handler is None or not _reaches_only(handler, logger, levelno):
         return False
     formatter: LineFormatter = handler.formatter  # type: ignore[assignment]
     try:
-        meta = not _META_KEYS.isdisjoint(extra)
-        event_dict: EventDict = {"event": message}
-        if meta:
-            event_dict["_record"] = None
-            event_dict["_from_structlog"] = False
-        event_dict.update(extra)
+        timestamp = formatter.record_fields.timestamp(time.time())
+        # One dict display: the keys in the record path's order; a later key replaces an earlier one in
+        # its place, as the record path's assignments do.
+        direct = _META_KEYS.isdisjoint(extra)
+        if direct:
+            event_dict: EventDict = {"event": message, **extra, **run_fields}
+        else:
+            event_dict = {"event": message, "_record": None, "_from_structlog": False, **extra, **run_fields}
         event_dict["logger"] = logger.name
         event_dict["level"] = method_name  # the level's name: a record's, lowered, is the same
-        event_dict["timestamp"] = formatter.record_fields.timestamp(time.time())
-        line = formatter.render(event_dict, method_name, direct=not meta)
+        event_dict["timestamp"] = timestamp
+        line = formatter.render(event_dict, method_name, direct=direct)
         handler.acquire()
         try:
             stream = handler.stream  # type: ignore[attr-defined]
