@@ -12,6 +12,7 @@ import datetime
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
 from otel_runtime import deployment, flow, task
 from otel_runtime._surface.json_lines import serializer
@@ -115,6 +117,66 @@ def test_a_line_written_directly_is_the_line_logging_writes(
     assert direct["event"] == event and direct["level"] == method and direct["logger"] == "etl"
     assert direct["deployment_name"] == "nightly" and direct["task_run_name"] is not None
     assert direct["timestamp"].endswith("Z") and direct["timestamp"] <= through_logging["timestamp"]
+
+
+def timeless(text: str) -> str:
+    """A line as written, its timestamp (the only field that differs from call to call) left out."""
+    return re.sub(r'"timestamp": ?"[^"]*"', "", text)
+
+
+def test_structlogs_own_wrapper_over_the_configured_chain_writes_the_same_lines(
+    configure_alone: Configure,
+) -> None:
+    """configure_logging()'s wrapper ends a directly written line without structlog's DropEvent; structlog's
+    own stdlib BoundLogger over the same chain (the renderer raising DropEvent) writes the same bytes."""
+    stream = io.StringIO()
+    configure_alone(json=True, stream=stream)
+    ours = structlog.get_logger("etl")
+    theirs = structlog.wrap_logger(logging.getLogger("etl"), wrapper_class=structlog.stdlib.BoundLogger)
+
+    @task
+    def work() -> None:
+        for event, fields in EVENTS:
+            ours.info(event, **fields)
+            theirs.info(event, **fields)
+
+    @flow
+    def pipeline() -> None:
+        work()
+
+    with deployment("nightly"):
+        pipeline()
+    written = stream.getvalue().splitlines()
+    assert len(written) == 2 * len(EVENTS)
+    assert [timeless(line) for line in written[::2]] == [timeless(line) for line in written[1::2]]
+
+
+def test_capture_logs_levels_and_processors_added_to_the_configured_chain_still_apply(
+    configure_alone: Configure,
+) -> None:
+    """Under capture_logs the event is captured and no line written; a line below the level is dropped; a
+    processor put into the configured chain (before its renderer) runs on every line."""
+    stream = io.StringIO()
+    configure_alone(json=True, stream=stream)
+    log = structlog.get_logger("app")
+    with capture_logs() as captured:
+        log.info("captured", n=1)
+    assert captured == [{"event": "captured", "n": 1, "log_level": "info"}]
+    assert log.debug("below the level") is None
+
+    def stamp(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict["stamped"] = True
+        return event_dict
+
+    chain = structlog.get_config()["processors"]
+    chain.insert(len(chain) - 1, stamp)
+    log.info("stamped")
+    chain.remove(stamp)
+    log.info("plain")
+    assert [(line["event"], line.get("stamped")) for line in lines(stream)] == [
+        ("stamped", True),
+        ("plain", None),
+    ]
 
 
 def test_handlers_filters_and_levels_of_the_program_still_see_or_stop_every_line(
