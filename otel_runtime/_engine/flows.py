@@ -15,7 +15,7 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._core import names as _names
 from otel_runtime._core.deployments import deployment_attributes, resolve_deployment, run_tags
 from otel_runtime._core.identity import inbound, is_valid_name, with_flow_run
-from otel_runtime._core.models import FlowRun
+from otel_runtime._core.models import Deployment, FlowRun
 from otel_runtime._core.trace_join import root_parent
 from otel_runtime._engine.exceptions import ParameterTypeError
 from otel_runtime._engine.hooks import FlowHookLists, Hooks
@@ -102,6 +102,8 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         self.task_runner = task_runner if task_runner is not None else ThreadPoolTaskRunner()
         self.should_validate_parameters = validate_parameters
         self._validation: tuple[Any, ParameterValidator | None] | None = None
+        self._in_deployment: tuple[Deployment | None, str | None, dict[str, Any]] | None = None
+        """``(deployment, version, span attributes)`` of its latest run (``_describe``)."""
 
     def _generated_name(self, run_id: str) -> str:
         return _names.flow_run_name()
@@ -179,14 +181,13 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         return await super()._run_async(args, kwargs, run_id, control)
 
     # ``Runnable._describe``, called by ``opening.open_run`` with the same arguments as a task's.
-    def _describe(  # noqa: PLR0917 - positional: called once per run, keywords cost
+    def _describe(
         self,
         parent: Context,
         flow_context: FlowRunContext | None,
         parameters: dict[str, Any],
         run_id: str,
         name: str,
-        attributes: dict[str, Any],
     ) -> Described:
         links = None
         if flow_context is None:
@@ -201,26 +202,41 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             parent_id = inbound(_keys.FLOW_RUN_ID, parent)
             root_id = parent_id or run_id
             parent_deployment = inbound(_keys.DEPLOYMENT_ID, parent) if parent_id else None
+        # Positional, in field order (id, name, flow_name, flow_version, parameters, tags, deployment,
+        # parent_flow_run_id, parent_deployment_id, root_flow_run_id, start_time): keywords cost.
         record = FlowRun(
-            id=run_id,
-            name=name,
-            flow_name=self.name,
-            flow_version=self.version,
-            parameters=MappingProxyType(parameters),
-            tags=run_tags(self.tags, parent),
-            deployment=deployment,
-            parent_flow_run_id=parent_id,
-            parent_deployment_id=parent_deployment,
-            root_flow_run_id=root_id,
-            start_time=datetime.now(timezone.utc),
+            run_id,
+            name,
+            self.name,
+            self.version,
+            MappingProxyType(parameters),
+            run_tags(self.tags, parent),
+            deployment,
+            parent_id,
+            parent_deployment,
+            root_id,
+            datetime.now(timezone.utc),
         )
+        # The attributes every run of this flow in this deployment shares, merged once (not per run).
+        version, shared = self.version, self._in_deployment
+        if shared is None or shared[0] is not deployment or shared[1] is not version:
+            shared = self._in_deployment = (deployment, version, self._attributes(deployment, version))
+        attributes = shared[2].copy()
+        attributes[_keys.FLOW_RUN_ID] = run_id
+        attributes[_keys.FLOW_RUN_NAME] = name
         attributes[_keys.FLOW_RUN_ROOT_ID] = root_id
-        attributes.update(deployment_attributes(deployment))
-        if self.version is not None:
-            attributes[_keys.FLOW_VERSION] = self.version
         if parent_id is not None:
             attributes[_keys.FLOW_RUN_PARENT_ID] = parent_id
-        return record, parent, links
+        return record, attributes, parent, links
+
+    def _attributes(self, deployment: Deployment | None, version: str | None) -> dict[str, Any]:
+        """The span attributes of a run of this flow in ``deployment``, in span order (its id, name and
+        root id still empty; its parent id, when it has one, comes last)."""
+        attributes = {**self._attribute_template, _keys.FLOW_RUN_ROOT_ID: ""}
+        attributes.update(deployment_attributes(deployment))
+        if version is not None:
+            attributes[_keys.FLOW_VERSION] = version
+        return attributes
 
     def _enter(self, span: Span, parent: Context, record: FlowRun, log_prints: bool) -> RunScope:
         run_context = FlowRunContext(

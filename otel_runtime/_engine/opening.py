@@ -1,8 +1,8 @@
 """Opening a run, for flows and tasks alike: its id, name, span, log_prints and context.
 
 :func:`open_run` does what every run does; the flow or task adds what only its kind has through
-three methods of ``Runnable``: ``_generated_name``, ``_describe`` (its record, its own span attributes,
-the context its span starts in and the span's links) and ``_enter`` (its run context, the context the
+three methods of ``Runnable``: ``_generated_name``, ``_describe`` (its record, its span attributes, the
+context its span starts in and the span's links) and ``_enter`` (its run context, the context the
 run executes in, its scope).
 """
 
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Described", "open_run"]
 
-Described = tuple[Any, Context, "list[Link] | None"]
-"""What ``_describe`` returns: the run's record, the context its span starts in, the span's links."""
+Described = tuple[Any, "dict[str, Any]", Context, "list[Link] | None"]
+"""What ``_describe`` returns: the run's record, its span attributes (a fresh dict, in span order, the
+run's id and name in it), the context its span starts in, the span's links."""
 
 
 def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str | None) -> RunScope:
@@ -48,10 +49,7 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
         name = ""  # named below, once its record exists: the callable may read it through ``runtime``
     else:
         name = formatted_name(owner, template, parameters, run_id)
-    attributes: dict[str, Any] = owner._attribute_template.copy()  # its keys in span order
-    attributes[kind.run_id_key] = run_id
-    attributes[kind.run_name_key] = name
-    record, parent, links = owner._describe(current, flow_context, parameters, run_id, name, attributes)
+    record, attributes, parent, links = owner._describe(current, flow_context, parameters, run_id, name)
     if callable(template):
         record.name = attributes[kind.run_name_key] = called_name(owner, template, parameters, record, parent)
     if record.tags:

@@ -16,8 +16,8 @@ from otel_runtime._base import keys as _keys
 from otel_runtime._base.guard import warn_once
 from otel_runtime._core import names as _names
 from otel_runtime._core.deployments import deployment_attributes, remote_deployment, run_tags
-from otel_runtime._core.identity import inbound, with_task_run
-from otel_runtime._core.models import TaskRun, new_run_id
+from otel_runtime._core.identity import TAGS, inbound, with_task_run
+from otel_runtime._core.models import Deployment, TaskRun, new_run_id
 from otel_runtime._engine.annotations import unmapped
 from otel_runtime._engine.futures import PrefectFutureList, TaskRunFuture
 from otel_runtime._engine.hooks import Hooks
@@ -90,6 +90,9 @@ class Task(Runnable[P, R], Generic[P, R]):
         )
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
+        self._in_flow_run: tuple[Any, ...] | None = None
+        """``(flow run id, deployment, active tags, own tags, span attributes, run tags)`` of the flow run
+        its latest run in a flow run had (``_describe``)."""
         # Prefect's cache options, kept as given (``with_options`` reads them); ``_cache`` is what runs use.
         self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
         self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
@@ -135,34 +138,57 @@ class Task(Runnable[P, R], Generic[P, R]):
         return _names.task_run_name(self.name, run_id)
 
     # ``Runnable._describe``, called by ``opening.open_run`` with the same arguments as a flow's.
-    def _describe(  # noqa: PLR0917 - positional: called once per run, keywords cost
+    def _describe(
         self,
         parent: Context,
         flow_context: FlowRunContext | None,
         parameters: dict[str, Any],
         run_id: str,
         name: str,
-        attributes: dict[str, Any],
     ) -> Described:
         if flow_context is not None:
-            flow_run_id: str | None = flow_context.flow_run.id
-            deployment = flow_context.flow_run.deployment
+            # What every run of this task in this flow run (and ``with tags(...)`` block) shares, merged
+            # on its first run there instead of on each: its span attributes but the id and name, its
+            # tags. Keyed on the flow run's id and deployment, not its context, so that a finished flow
+            # run is not kept alive.
+            flow_run = flow_context.flow_run
+            flow_run_id: str | None = flow_run.id
+            deployment, active, own = flow_run.deployment, parent.get(TAGS), self.tags
+            shared = self._in_flow_run
+            if (
+                shared is None
+                or shared[0] is not flow_run_id
+                or shared[1] is not deployment
+                or shared[2] is not active
+                or shared[3] is not own
+            ):
+                attributes, tags = self._attributes(deployment, flow_run_id), run_tags(own, parent)
+                shared = self._in_flow_run = (flow_run_id, deployment, active, own, attributes, tags)
+            attributes, tags = shared[4].copy(), shared[5]
         else:
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
-            deployment = remote_deployment(parent)
+            attributes = self._attributes(remote_deployment(parent), flow_run_id)
+            tags = run_tags(self.tags, parent)
+        attributes[_keys.TASK_RUN_ID] = run_id
+        attributes[_keys.TASK_RUN_NAME] = name
         # Positional (id, name, task_name, parameters, tags, flow_run_id): keywords cost a run 0.3 us.
         record = TaskRun(
             run_id,
             name,
             self.name,
             MappingProxyType(parameters) if parameters else _NO_PARAMETERS,
-            run_tags(self.tags, parent),
+            tags,
             flow_run_id,
         )
-        attributes.update(deployment_attributes(deployment))
+        return record, attributes, parent, None
+
+    def _attributes(self, deployment: Deployment | None, flow_run_id: str | None) -> dict[str, Any]:
+        """The span attributes of a run of this task in ``deployment`` and flow run, in span order (its
+        id and name still empty)."""
+        attributes = {**self._attribute_template, **deployment_attributes(deployment)}
         if flow_run_id is not None:
             attributes[_keys.FLOW_RUN_ID] = flow_run_id
-        return record, parent, None
+        return attributes
 
     def _enter(self, span: Span, parent: Context, record: TaskRun, log_prints: bool) -> RunScope:
         # Positional (task_run, task, parameters, span, log_prints), as ``TaskRun`` in ``_describe``.
