@@ -20,9 +20,13 @@ _ANIMALS = (
 )  # fmt: skip
 
 
+_FLOW_RUN_NAMES = tuple(f"{adjective}-{animal}" for adjective in _ADJECTIVES for animal in _ANIMALS)
+"""Every ``adjective-animal`` pair: one draw per flow run instead of two (half its cost)."""
+
+
 def flow_run_name() -> str:
     """A memorable flow run name such as ``brave-otter``."""
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
+    return random.choice(_FLOW_RUN_NAMES)
 
 
 def task_run_name(task_name: str, task_run_id: str) -> str:

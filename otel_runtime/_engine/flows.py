@@ -239,13 +239,9 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         return attributes
 
     def _enter(self, span: Span, parent: Context, record: FlowRun, log_prints: bool) -> RunScope:
+        # Positional (flow_run, flow, parameters, span, task_runner, log_prints), as ``FlowRun`` above.
         run_context = FlowRunContext(
-            flow_run=record,
-            flow=self,
-            parameters=record.parameters,
-            span=span,
-            task_runner=self.task_runner.duplicate(),
-            log_prints=log_prints,
+            record, self, record.parameters, span, self.task_runner.duplicate(), log_prints
         )
         entries = {_keys.FLOW_RUN_ID: record.id, _keys.FLOW_NAME: self.name}
         if is_valid_name(record.name):

@@ -194,7 +194,13 @@ class Runnable(RunFeatures, Generic[P, R]):
             result: R = (
                 self.fn(*args, **kwargs) if retry is None else retry.call(scope, self.fn, args, kwargs)
             )
-            if control is not None or self._settle_always or self._has_end_hooks or isinstance(result, State):
+            # Only a run with hooks or a control, or whose result may be a state (or hold futures), has
+            # anything to settle: any other ends ``Completed``, as its span started.
+            if (
+                control is not None
+                or self._has_end_hooks
+                or (result is not None and (self._settle_always or isinstance(result, State)))
+            ):
                 result = self._settle(scope, result)
         except BaseException as exc:
             ended = exc
@@ -230,7 +236,13 @@ class Runnable(RunFeatures, Generic[P, R]):
                 result = await function(*args, **kwargs)
             else:
                 result = await retry.call_async(scope, function, args, kwargs)
-            if control is not None or self._settle_always or self._has_end_hooks or isinstance(result, State):
+            # Only a run with hooks or a control, or whose result may be a state (or hold futures), has
+            # anything to settle: any other ends ``Completed``, as its span started.
+            if (
+                control is not None
+                or self._has_end_hooks
+                or (result is not None and (self._settle_always or isinstance(result, State)))
+            ):
                 result = self._settle(scope, result)
         except BaseException as exc:
             ended = exc
