@@ -139,6 +139,8 @@ def has_upstreams(value: Any, limit: int = SCAN_LIMIT) -> bool:
     :func:`resolve_inputs` would replace, looking at no more than ``limit`` items."""
     if not made.anything:
         return False  # no future, state or annotation exists in this process: nothing to look for
+    if type(value) in _ATOMIC:
+        return False  # the common argument, answered without the walk
     pending = [value]
     seen = 0
     while pending and seen < limit:

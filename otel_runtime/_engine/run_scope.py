@@ -88,8 +88,9 @@ class RunScope:
         """End the run's span. ``exc`` is what ended the run, if anything did."""
         if self.record.run_count != 1:  # the span started with run_count 1 (see ``opening``)
             self.span.set_attribute(self.kind.run_count_key, self.record.run_count)
-        if self.state is not None or exc is not None or self.control is not None:
-            close_state(self, exc)  # only a run that did not end plainly ``Completed``
+        control = self.control
+        if self.state is not None or exc is not None or (control is not None and control.return_state):
+            close_state(self, exc)  # only a run that did not end plainly ``Completed``, or whose caller asked
         try:  # a span processor that raises in on_end must not change what the run returns or raises
             self.span.end()
         except Exception:

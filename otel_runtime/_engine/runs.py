@@ -136,7 +136,9 @@ class Runnable(RunFeatures, Generic[P, R]):
         if not args and not kwargs and names == ():
             return {}  # no parameters, none given: what bind() would say, without building it
         if names is not None and not kwargs and len(args) == len(names):
-            return dict(zip(names, args, strict=True))  # all given by position: what bind() would say
+            # All given by position: what bind() would say. Lengths are equal, so zip needs no strict check
+            # (which costs a run 0.1 us).
+            return dict(zip(names, args))  # noqa: B905
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return bound.arguments
@@ -194,12 +196,15 @@ class Runnable(RunFeatures, Generic[P, R]):
             result: R = (
                 self.fn(*args, **kwargs) if retry is None else retry.call(scope, self.fn, args, kwargs)
             )
-            # Only a run with hooks or a control, or whose result may be a state (or hold futures), has
-            # anything to settle: any other ends ``Completed``, as its span started.
+            # Settled: a run with end hooks, a caller who wants its state, a result that may be (or hold)
+            # states or futures. Any other ends ``Completed``, as its span started (``run_states``).
             if (
-                control is not None
-                or self._has_end_hooks
-                or (result is not None and (self._settle_always or isinstance(result, State)))
+                self._has_end_hooks
+                or (control is not None and control.return_state)
+                or (
+                    result is not None
+                    and (control is not None or self._settle_always or isinstance(result, State))
+                )
             ):
                 result = self._settle(scope, result)
         except BaseException as exc:
@@ -236,12 +241,15 @@ class Runnable(RunFeatures, Generic[P, R]):
                 result = await function(*args, **kwargs)
             else:
                 result = await retry.call_async(scope, function, args, kwargs)
-            # Only a run with hooks or a control, or whose result may be a state (or hold futures), has
-            # anything to settle: any other ends ``Completed``, as its span started.
+            # Settled: a run with end hooks, a caller who wants its state, a result that may be (or hold)
+            # states or futures. Any other ends ``Completed``, as its span started (``run_states``).
             if (
-                control is not None
-                or self._has_end_hooks
-                or (result is not None and (self._settle_always or isinstance(result, State)))
+                self._has_end_hooks
+                or (control is not None and control.return_state)
+                or (
+                    result is not None
+                    and (control is not None or self._settle_always or isinstance(result, State))
+                )
             ):
                 result = self._settle(scope, result)
         except BaseException as exc:
