@@ -41,6 +41,7 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
     if not isinstance(flow_context, FlowRunContext):
         flow_context = None
     kind = owner.kind
+    given = run_id is not None  # a submitted run's, or a remote attempt's: only those may have died before
     run_id = run_id or new_run_id()
     template: NameTemplate | None = getattr(owner, kind.name_option)
     if template is None:
@@ -59,9 +60,10 @@ def open_run(owner: Runnable[..., Any], parameters: dict[str, Any], run_id: str 
     span = tracer().start_span(
         owner._span_name, parent, kind=SpanKind.INTERNAL, attributes=attributes, links=links
     )
-    deaths: Any = current.get(EARLIER_DEATHS)
-    if deaths is not None and deaths[0] == run_id:  # a remote attempt after its earlier workers died
-        _record_deaths(span, deaths[1])
+    if given:
+        deaths: Any = current.get(EARLIER_DEATHS)
+        if deaths is not None and deaths[0] == run_id:  # a remote attempt after its earlier workers died
+            _record_deaths(span, deaths[1])
     log_prints = owner.log_prints
     if log_prints is None:  # inherited from the enclosing task run, else the enclosing flow run
         enclosing = current.get(TASK_RUN_CONTEXT)
