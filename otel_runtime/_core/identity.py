@@ -12,7 +12,7 @@ import re
 from typing import Final
 
 from opentelemetry import baggage, trace
-from opentelemetry.context import Context, create_key
+from opentelemetry.context import Context, create_key, get_current
 
 from otel_runtime._base import keys as _keys
 
@@ -62,7 +62,9 @@ def is_valid_name(value: object) -> bool:
 
 def inbound(key: str, context: Context | None = None) -> str | None:
     """The baggage value of one of our keys, or ``None`` when it is absent or not well formed."""
-    value = baggage.get_baggage(key, context)
+    # What ``baggage.get_baggage(key, context)`` returns, read in place (this runs on every run's start).
+    entries = (context if context is not None else get_current()).get(_BAGGAGE_KEY)
+    value = entries.get(key) if isinstance(entries, dict) else None
     if not isinstance(value, str):
         return None
     is_id = key in _ID_KEYS

@@ -83,6 +83,8 @@ class ThreadPoolTaskRunner(TaskRunner):
     def shutdown(self, wait: bool = True) -> None:
         # A task run still running may submit another one while we wait: that starts a new pool, which
         # is waited for in turn, until no task run is left to submit anything.
+        if self._executor is None:  # nothing was submitted (most flow runs): no lock to take
+            return
         while True:
             with self._lock:
                 executor, self._executor = self._executor, None
