@@ -14,7 +14,7 @@ from opentelemetry.trace import Span
 from otel_runtime._base import keys as _keys
 from otel_runtime._core import names as _names
 from otel_runtime._core.deployments import deployment_attributes, resolve_deployment, run_tags
-from otel_runtime._core.identity import inbound, is_valid_name, with_flow_run
+from otel_runtime._core.identity import TAGS, inbound, is_valid_name, with_flow_run
 from otel_runtime._core.models import Deployment, FlowRun
 from otel_runtime._core.trace_join import root_parent
 from otel_runtime._engine.exceptions import ParameterTypeError
@@ -102,8 +102,9 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         self.task_runner = task_runner if task_runner is not None else ThreadPoolTaskRunner()
         self.should_validate_parameters = validate_parameters
         self._validation: tuple[Any, ParameterValidator | None] | None = None
-        self._in_deployment: tuple[Deployment | None, str | None, dict[str, Any]] | None = None
-        """``(deployment, version, span attributes)`` of its latest run (``_describe``)."""
+        self._in_deployment: tuple[Any, ...] | None = None
+        """``(deployment, version, own tags, active tags, span attributes, run tags)`` of its latest run
+        (``_describe``)."""
 
     def _generated_name(self, run_id: str) -> str:
         return _names.flow_run_name()
@@ -202,26 +203,35 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             parent_id = inbound(_keys.FLOW_RUN_ID, parent)
             root_id = parent_id or run_id
             parent_deployment = inbound(_keys.DEPLOYMENT_ID, parent) if parent_id else None
+        # What every run of this flow in this deployment (and ``with tags(...)`` block) shares, merged
+        # once, not per run: its span attributes but the run's own, its tags.
+        version, own, active = self.version, self.tags, parent.get(TAGS)
+        shared = self._in_deployment
+        if (
+            shared is None
+            or shared[0] is not deployment
+            or shared[1] is not version
+            or shared[2] is not own
+            or shared[3] is not active
+        ):
+            attributes, tags = self._attributes(deployment, version), run_tags(own, parent)
+            shared = self._in_deployment = (deployment, version, own, active, attributes, tags)
         # Positional, in field order (id, name, flow_name, flow_version, parameters, tags, deployment,
         # parent_flow_run_id, parent_deployment_id, root_flow_run_id, start_time): keywords cost.
         record = FlowRun(
             run_id,
             name,
             self.name,
-            self.version,
+            version,
             MappingProxyType(parameters),
-            run_tags(self.tags, parent),
+            shared[5],
             deployment,
             parent_id,
             parent_deployment,
             root_id,
             datetime.now(timezone.utc),
         )
-        # The attributes every run of this flow in this deployment shares, merged once (not per run).
-        version, shared = self.version, self._in_deployment
-        if shared is None or shared[0] is not deployment or shared[1] is not version:
-            shared = self._in_deployment = (deployment, version, self._attributes(deployment, version))
-        attributes = shared[2].copy()
+        attributes = shared[4].copy()
         attributes[_keys.FLOW_RUN_ID] = run_id
         attributes[_keys.FLOW_RUN_NAME] = name
         attributes[_keys.FLOW_RUN_ROOT_ID] = root_id
