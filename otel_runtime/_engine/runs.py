@@ -196,8 +196,8 @@ class Runnable(RunFeatures, Generic[P, R]):
             result: R = (
                 self.fn(*args, **kwargs) if retry is None else retry.call(scope, self.fn, args, kwargs)
             )
-            # Settled: a run with end hooks, a caller who wants its state, a result that may be (or hold)
-            # states or futures. Any other ends ``Completed``, as its span started (``run_states``).
+            # Settled only with something to settle: end hooks, a caller who wants the state, a result
+            # that may be (or hold) states or futures. Any other run ends ``Completed``, as its span started.
             if (
                 self._has_end_hooks
                 or (control is not None and control.return_state)
@@ -241,8 +241,8 @@ class Runnable(RunFeatures, Generic[P, R]):
                 result = await function(*args, **kwargs)
             else:
                 result = await retry.call_async(scope, function, args, kwargs)
-            # Settled: a run with end hooks, a caller who wants its state, a result that may be (or hold)
-            # states or futures. Any other ends ``Completed``, as its span started (``run_states``).
+            # Settled only with something to settle: end hooks, a caller who wants the state, a result
+            # that may be (or hold) states or futures. Any other run ends ``Completed``, as its span started.
             if (
                 self._has_end_hooks
                 or (control is not None and control.return_state)

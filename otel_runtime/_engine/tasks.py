@@ -91,8 +91,8 @@ class Task(Runnable[P, R], Generic[P, R]):
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
         self._in_flow_run: tuple[Any, ...] | None = None
-        """``(flow run id, deployment, active tags, own tags, span attributes, run tags)`` of the flow run
-        its latest run in a flow run had (``_describe``)."""
+        """What its runs in the latest flow run it ran in share: ``(flow run id, deployment, active tags,
+        own tags, span attributes, run tags)`` (``_describe``)."""
         # Prefect's cache options, kept as given (``with_options`` reads them); ``_cache`` is what runs use.
         self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
         self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
