@@ -167,6 +167,21 @@ class Runnable(RunFeatures, Generic[P, R]):
                 warn_once("run-start", "otel_runtime could not record a run's start", exc_info=True)
         return scope
 
+    def _settle_if_needed(self, scope: RunScope, result: Any, control: Control | None) -> Any:
+        """Settle the run only with something to settle: end hooks, a caller who wants the state, a
+        result that may be (or hold) states or futures. Any other run ends ``Completed``, as its span
+        started. (The callers check the cheap half first: a plain run returning ``None`` calls nothing.)"""
+        if (
+            self._has_end_hooks
+            or (control is not None and control.return_state)
+            or (
+                result is not None
+                and (control is not None or self._settle_always or isinstance(result, State))
+            )
+        ):
+            return self._settle(scope, result)
+        return result
+
     def _settle(self, scope: RunScope, result: Any) -> Any:
         """The run returned ``result``: its final state, and what the caller gets (``run_states``)."""
         return settle_flow(scope, result) if self._settle_always else settle_task(scope, result)
@@ -196,17 +211,8 @@ class Runnable(RunFeatures, Generic[P, R]):
             result: R = (
                 self.fn(*args, **kwargs) if retry is None else retry.call(scope, self.fn, args, kwargs)
             )
-            # Settled only with something to settle: end hooks, a caller who wants the state, a result
-            # that may be (or hold) states or futures. Any other run ends ``Completed``, as its span started.
-            if (
-                self._has_end_hooks
-                or (control is not None and control.return_state)
-                or (
-                    result is not None
-                    and (control is not None or self._settle_always or isinstance(result, State))
-                )
-            ):
-                result = self._settle(scope, result)
+            if self._has_end_hooks or control is not None or result is not None:
+                result = self._settle_if_needed(scope, result, control)
         except BaseException as exc:
             ended = exc
             scope.fail(exc)
@@ -241,17 +247,8 @@ class Runnable(RunFeatures, Generic[P, R]):
                 result = await function(*args, **kwargs)
             else:
                 result = await retry.call_async(scope, function, args, kwargs)
-            # Settled only with something to settle: end hooks, a caller who wants the state, a result
-            # that may be (or hold) states or futures. Any other run ends ``Completed``, as its span started.
-            if (
-                self._has_end_hooks
-                or (control is not None and control.return_state)
-                or (
-                    result is not None
-                    and (control is not None or self._settle_always or isinstance(result, State))
-                )
-            ):
-                result = self._settle(scope, result)
+            if self._has_end_hooks or control is not None or result is not None:
+                result = self._settle_if_needed(scope, result, control)
         except BaseException as exc:
             ended = exc
             scope.fail(exc)
