@@ -53,7 +53,8 @@ class _Counting(SpanExporter):
 
 
 def _configured_exporter(endpoint: str) -> SpanExporter:
-    return otlp_span_exporter(endpoint=f"http://{endpoint}", protocol="grpc")
+    url = endpoint if "://" in endpoint else f"http://{endpoint}"  # the raw receiver gives host:port
+    return otlp_span_exporter(endpoint=url, protocol="grpc")
 
 
 def _sdk_exporter(endpoint: str) -> SpanExporter:
