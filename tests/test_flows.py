@@ -13,7 +13,7 @@ from opentelemetry.semconv.attributes.code_attributes import CODE_FUNCTION_NAME,
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_runtime import flow, runtime, tags, task
+from otel_runtime import deployment, flow, runtime, tags, task
 from otel_runtime._base import keys as _keys
 from otel_runtime.testing import CapturedSpans
 
@@ -349,6 +349,42 @@ def test_task_tags_merge_with_tags_context(spans: CapturedSpans) -> None:
     assert seen["tags"] == ["etl", "nightly"]
     attributes = spans.find("task tagged").attributes
     assert attributes is not None and list(attributes[_keys.TASK_RUN_TAGS]) == ["etl", "nightly"]  # type: ignore[arg-type]
+
+
+def test_tags_blocks_inside_one_flow_run_tag_each_task_run_as_it_starts(spans: CapturedSpans) -> None:
+    """The runs of one task in one flow run share their span attributes, but a ``with tags(...)``
+    block entered or left between them changes the next run's tags; so does a flow's deployment
+    between its runs."""
+
+    @task(tags=["own"])
+    def step() -> list[str]:
+        return list(runtime.task_run.tags)
+
+    @flow
+    def steps() -> list[list[str]]:
+        seen = [step()]
+        with tags("inner"):
+            seen.append(step())
+            with tags("deeper"):
+                seen.append(step())
+        seen.append(step())
+        return seen
+
+    assert steps() == [["own"], ["own", "inner"], ["own", "inner", "deeper"], ["own"]]
+    on_spans = [list(span.attributes.get(_keys.TASK_RUN_TAGS, ())) for span in spans.named("task step")]  # type: ignore[union-attr, arg-type]
+    assert on_spans == [["own"], ["own", "inner"], ["own", "inner", "deeper"], ["own"]]
+
+    @flow
+    def where() -> str | None:
+        return runtime.deployment.name
+
+    with deployment("first"):
+        assert where() == "first"
+    with deployment("second"):
+        assert where() == "second"
+    assert where() is None
+    names = [span.attributes.get(_keys.DEPLOYMENT_NAME) for span in spans.named("flow where")]  # type: ignore[union-attr]
+    assert names == ["first", "second", None]
 
 
 def test_flow_run_name_from_a_callable_and_generated_names_otherwise() -> None:

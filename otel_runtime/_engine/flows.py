@@ -103,7 +103,7 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
         self.should_validate_parameters = validate_parameters
         self._validation: tuple[Any, ParameterValidator | None] | None = None
         self._in_deployment: tuple[Any, ...] | None = None
-        """``(deployment, version, own tags, active tags, span attributes, run tags)`` of its latest run
+        """``((deployment, version, own tags, active tags), span attributes, run tags)`` of its latest run
         (``_describe``)."""
 
     def _generated_name(self, run_id: str) -> str:
@@ -205,17 +205,13 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             parent_deployment = inbound(_keys.DEPLOYMENT_ID, parent) if parent_id else None
         # What every run of this flow in this deployment (and ``with tags(...)`` block) shares, merged
         # once, not per run: its span attributes but the run's own, its tags.
-        version, own, active = self.version, self.tags, parent.get(TAGS)
+        # (A tuple compares its items by identity first: the same objects cost no ``__eq__``.)
+        version = self.version
+        key = (deployment, version, self.tags, parent.get(TAGS))
         shared = self._in_deployment
-        if (
-            shared is None
-            or shared[0] is not deployment
-            or shared[1] is not version
-            or shared[2] is not own
-            or shared[3] is not active
-        ):
-            attributes, tags = self._attributes(deployment, version), run_tags(own, parent)
-            shared = self._in_deployment = (deployment, version, own, active, attributes, tags)
+        if shared is None or shared[0] != key:
+            attributes, tags = self._attributes(deployment, version), run_tags(self.tags, parent)
+            shared = self._in_deployment = (key, attributes, tags)
         # Positional, in field order (id, name, flow_name, flow_version, parameters, tags, deployment,
         # parent_flow_run_id, parent_deployment_id, root_flow_run_id, start_time): keywords cost.
         record = FlowRun(
@@ -224,14 +220,14 @@ class Flow(FlowHookLists, Runnable[P, R], Generic[P, R]):
             self.name,
             version,
             MappingProxyType(parameters),
-            shared[5],
+            shared[2],
             deployment,
             parent_id,
             parent_deployment,
             root_id,
             datetime.now(timezone.utc),
         )
-        attributes = shared[4].copy()
+        attributes = shared[1].copy()
         attributes[_keys.FLOW_RUN_ID] = run_id
         attributes[_keys.FLOW_RUN_NAME] = name
         attributes[_keys.FLOW_RUN_ROOT_ID] = root_id

@@ -91,8 +91,8 @@ class Task(Runnable[P, R], Generic[P, R]):
         self.task_run_name = task_run_name
         self.tags = tuple(dict.fromkeys(tags))
         self._in_flow_run: tuple[Any, ...] | None = None
-        """What its runs in the latest flow run it ran in share: ``(flow run id, deployment, active tags,
-        own tags, span attributes, run tags)`` (``_describe``)."""
+        """What its runs in the latest flow run it ran in share: ``((flow run id, deployment, active tags,
+        own tags), span attributes, run tags)`` (``_describe``)."""
         # Prefect's cache options, kept as given (``with_options`` reads them); ``_cache`` is what runs use.
         self.cache_policy, self.cache_key_fn = cache_policy, cache_key_fn
         self.cache_expiration, self.refresh_cache = cache_expiration, refresh_cache
@@ -153,18 +153,13 @@ class Task(Runnable[P, R], Generic[P, R]):
             # run is not kept alive.
             flow_run = flow_context.flow_run
             flow_run_id: str | None = flow_run.id
-            deployment, active, own = flow_run.deployment, parent.get(TAGS), self.tags
+            deployment = flow_run.deployment
+            key = (flow_run_id, deployment, parent.get(TAGS), self.tags)  # compared as ``Flow._describe``'s
             shared = self._in_flow_run
-            if (
-                shared is None
-                or shared[0] is not flow_run_id
-                or shared[1] is not deployment
-                or shared[2] is not active
-                or shared[3] is not own
-            ):
-                attributes, tags = self._attributes(deployment, flow_run_id), run_tags(own, parent)
-                shared = self._in_flow_run = (flow_run_id, deployment, active, own, attributes, tags)
-            attributes, tags = shared[4].copy(), shared[5]
+            if shared is None or shared[0] != key:
+                attributes, tags = self._attributes(deployment, flow_run_id), run_tags(self.tags, parent)
+                shared = self._in_flow_run = (key, attributes, tags)
+            attributes, tags = shared[1].copy(), shared[2]
         else:
             flow_run_id = inbound(_keys.FLOW_RUN_ID, parent)
             attributes = self._attributes(remote_deployment(parent), flow_run_id)
