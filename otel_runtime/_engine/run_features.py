@@ -45,11 +45,8 @@ def needs_control(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 def has_upstream_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether a call passes an upstream future or state (or an annotation) to resolve first."""
-    # Loops, not any() over generators: a call with one or two arguments pays half as much.
-    for value in args:
-        if has_upstreams(value):
-            return True
-    for value in kwargs.values():  # noqa: SIM110 - the same loop as above
+    # A loop, not any() over generators: a call with one or two arguments pays half as much.
+    for value in (*args, *kwargs.values()) if kwargs else args:  # noqa: SIM110 - see above
         if has_upstreams(value):
             return True
     return False
